@@ -1,0 +1,8 @@
+"""Test-suite wiring: the real-peer fixtures live in tests/peers/, one plugin per peer."""
+
+pytest_plugins = [
+    "tests.peers.mosquitto",
+    "tests.peers.cups",
+    "tests.peers.ippeveprinter",
+    "tests.peers.postgres",
+]
