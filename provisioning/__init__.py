@@ -1,0 +1,1 @@
+"""Enrolment, device credentials, broker password/ACL/TLS files, systemd units, install bundles."""

@@ -1,0 +1,60 @@
+"""``zonewatch``: the server-side command (server, demo, simulate, provision, user)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zonewatch", description="zonewatch fleet-health server and tools.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    server = sub.add_parser("server", help="run the server (ingest, health, alerts, web UI, API)")
+    server.add_argument("--config", help="server config file (TOML); embedded defaults when omitted")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+
+    demo = sub.add_parser("demo", help="run a self-contained demo: server, broker and a simulated fleet")
+    demo.add_argument("--devices", type=int, default=60, help="simulated devices (default 60)")
+    demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+
+    sim = sub.add_parser("simulate", help="load generator: N simulated agents against a broker")
+    sim.add_argument("--broker", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    sim.add_argument("--devices", type=int, default=100, help="number of agents (default 100)")
+    sim.add_argument("--interval", type=float, default=30.0, help="report interval in seconds (default 30)")
+    sim.add_argument("--faults", type=float, default=0.01, help="fault rate per device per interval")
+    sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+
+    prov = sub.add_parser("provision", help="enrolment tokens, broker files, certificates, install bundles")
+    prov.add_argument("what", choices=["token", "broker", "ca", "bundle"], help="what to provision")
+
+    user = sub.add_parser("user", help="manage local users of the web UI")
+    user.add_argument("action", choices=["add", "list", "remove", "passwd"], help="what to do")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in ("server", "demo"):
+        return _serve(args)
+    print(f"zonewatch {args.command}: not available in this build yet.", file=sys.stderr)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import Settings, create_app
+
+    settings = Settings(host=getattr(args, "host", "127.0.0.1"), port=args.port)
+    print(f"zonewatch {args.command}: open http://{settings.host}:{settings.port}/ (Ctrl-C stops)", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
