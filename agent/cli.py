@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 
 from . import __version__
+from .errors import ConfigError
 
 DEFAULT_CONFIG = "/etc/zonewatch/agent.toml"
+EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}  # the Nagios convention
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,14 +40,81 @@ def build_parser() -> argparse.ArgumentParser:
                             "identity and credentials, and write the agent config.")
     enroll.add_argument("--server", required=True, help="server URL, e.g. https://zonewatch.example")
     enroll.add_argument("--token", required=True, help="one-time enrolment token from an admin")
-    enroll.add_argument("--config", default=DEFAULT_CONFIG, help=f"where to write the config (default {DEFAULT_CONFIG})")
+    enroll.add_argument("--config", default=DEFAULT_CONFIG,
+                        help=f"where to write the config (default {DEFAULT_CONFIG})")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    print(f"zonewatch-agent {args.command}: not available in this build yet.", file=sys.stderr)
+    try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "run":
+            return _run(args)
+    except ConfigError as exc:
+        print(f"zonewatch-agent: config error: {exc}", file=sys.stderr)
+        return 3 if args.command == "check" else 78  # EX_CONFIG: systemd will not hammer restarts
+    print("zonewatch-agent enroll: enrolment is not available in this build yet.", file=sys.stderr)
     return 3
+
+
+def _check(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from protocol import Report, encode, worst
+
+    from .collectors import AgentContext
+    from .collectors.runner import CollectorRunner
+    from .config import load_config
+    from .service import build_collectors
+
+    config = load_config(args.config)
+    context = AgentContext(device_id=config.agent.device_id, data_dir=Path(config.agent.data_dir))
+    collectors = build_collectors(config, context)
+    runner = CollectorRunner()
+    try:
+        checks = runner.run_once(collectors)
+    finally:
+        for collector in collectors:
+            collector.close()
+        runner.close()
+    status = worst(c.status for c in checks) if checks else "unknown"
+    if args.json:
+        report = Report(device_id=config.agent.device_id, ts=time.time(), seq=0, interval_s=config.agent.interval,
+                        checks=checks, trigger="check", agent_version=__version__)
+        sys.stdout.write(encode(report).decode() + "\n")
+    else:
+        print(_table(checks, config.agent.device_id, status))
+    return EXIT_CODES[status]
+
+
+def _table(checks, device_id: str, status: str) -> str:
+    rows = [("STATUS", "CHECK", "SUMMARY")] + [(c.status.upper(), c.name, c.summary) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows]
+    lines.append(f"\n{device_id}: {status.upper()} ({len(checks)} checks)")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .logs import setup_logging
+    from .service import AgentService
+
+    config = load_config(args.config)
+    setup_logging(config.agent.log_level, config.agent.log_format)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await AgentService(config).run(stop)
+
+    asyncio.run(serve())
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""The agent's TOML config, validated at start with errors that name the key and the problem.
+
+Each collector documents and validates its own options (``Options`` in its module);
+``load_config`` checks the whole file, including every enabled collector's section.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from protocol import DEFAULT_PREFIX, DEVICE_ID_RE
+
+from .collectors import REGISTRY, CollectorOptions, collector_class
+from .errors import ConfigError
+
+Seconds = Annotated[float, Meta(gt=0, le=86400)]
+
+
+class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: This device's id: its MQTT user name and topic level (letters, digits, _ . -).
+    device_id: str
+    #: Seconds between full reports (a report also goes out at once on any status change).
+    interval: Seconds = 30.0
+    #: Where the spool, the sequence counter and content bundles are kept.
+    data_dir: str = "/var/lib/zonewatch"
+    #: debug, info, warning or error.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: text (key=value) or json, one event per line.
+    log_format: Literal["text", "json"] = "text"
+
+
+class MqttSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: mqtt://host:port or mqtts://host:port (TLS).
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    #: Prefer password_file; a password here is read from the config file (keep it 0600).
+    password: str | None = None
+    password_file: str | None = None
+    #: CA bundle that signed the broker's certificate (mqtts://); system CAs when unset.
+    ca_file: str | None = None
+    #: Client certificate and key for mutual TLS.
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: Seconds; the broker fires the Last Will after about 1.5 x keepalive of silence.
+    keepalive: Annotated[int, Meta(ge=2, le=3600)] = 10
+    topic_prefix: str = DEFAULT_PREFIX
+    #: Reconnect back-off bounds in seconds (exponential with jitter between them).
+    reconnect_min: Seconds = 1.0
+    reconnect_max: Seconds = 60.0
+
+
+class SpoolSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Reports kept while the broker is unreachable; the oldest are dropped (and counted) past it.
+    max_reports: Annotated[int, Meta(ge=10, le=10_000_000)] = 100_000
+    #: Bytes of reports kept at most.
+    max_bytes: Annotated[int, Meta(ge=65536)] = 256 * 1024 * 1024
+    #: Seconds a report is kept at most (default 14 days).
+    max_age: Seconds = 14 * 86400.0
+
+
+class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    agent: AgentSection
+    mqtt: MqttSection = msgspec.field(default_factory=MqttSection)
+    spool: SpoolSection = msgspec.field(default_factory=SpoolSection)
+    #: One table per collector, ``[collectors.<name>]``; see each collector's Options.
+    collectors: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    #: Validated collector options by name (filled by load_config, not read from the file).
+    collector_options: dict[str, CollectorOptions] = msgspec.field(default_factory=dict)
+
+
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _config_error(source: str, exc: Exception, prefix: str = "") -> ConfigError:
+    m = _AT.match(str(exc))
+    reason, path = m["reason"], (m["path"] or "").lstrip(".")
+    unknown = re.match(r"^Object contains unknown field `([^`]+)`$", reason)
+    missing = re.match(r"^Object missing required field `([^`]+)`$", reason)
+    if unknown or missing:
+        name = (unknown or missing)[1]
+        path = f"{path}.{name}" if path else name
+        reason = "unknown key (check its spelling; see the example config)" if unknown else "required key is missing"
+    key = ".".join(p for p in (prefix, path) if p) or None
+    reason = reason.replace("`", "")
+    return ConfigError(source, key, reason[0].lower() + reason[1:] if reason else reason)
+
+
+def parse_config(text: str | bytes, source: str = "<config>") -> AgentConfig:
+    """Validate a whole config; raises :class:`ConfigError` naming the key and the problem."""
+    try:
+        config = msgspec.toml.decode(text.encode() if isinstance(text, str) else text, type=AgentConfig)
+    except msgspec.ValidationError as exc:
+        raise _config_error(source, exc) from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(source, None, f"not valid TOML: {exc}") from None
+    if not DEVICE_ID_RE.fullmatch(config.agent.device_id):
+        raise ConfigError(source, "agent.device_id",
+                          f"{config.agent.device_id!r} is not a valid device id: use 1-64 letters, digits, "
+                          "'_', '.' or '-', starting with a letter or digit")
+    if not re.match(r"^mqtts?://[^/\s]+(:\d+)?/?$", config.mqtt.url):
+        raise ConfigError(source, "mqtt.url", f"{config.mqtt.url!r} is not mqtt://host[:port] or mqtts://host[:port]")
+    if config.mqtt.password and config.mqtt.password_file:
+        raise ConfigError(source, "mqtt.password", "set password or password_file, not both")
+    if config.mqtt.reconnect_min > config.mqtt.reconnect_max:
+        raise ConfigError(source, "mqtt.reconnect_min", "must not be larger than mqtt.reconnect_max")
+    unknown = sorted(set(config.collectors) - set(REGISTRY))
+    if unknown:
+        raise ConfigError(source, f"collectors.{unknown[0]}",
+                          f"unknown collector; known collectors are {', '.join(REGISTRY)}")
+    for name in REGISTRY:
+        section = config.collectors.get(name, {})
+        if not section.get("enabled", True):
+            config.collector_options[name] = CollectorOptions(enabled=False)
+            continue
+        try:
+            config.collector_options[name] = msgspec.convert(section, collector_class(name).Options)
+        except msgspec.ValidationError as exc:
+            raise _config_error(source, exc, f"collectors.{name}") from None
+        except ValueError as exc:  # an Options.__post_init__ rule
+            raise ConfigError(source, f"collectors.{name}", str(exc)) from None
+    return config
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "file not found; give the agent config with --config FILE") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read it: {exc.strerror}") from None
+    return parse_config(text, str(path))
