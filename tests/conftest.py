@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.peers.cups",
     "tests.peers.ippeveprinter",
     "tests.peers.postgres",
+    "tests.peers.dnsmasq",
+    "tests.peers.http_target",
 ]

@@ -108,7 +108,7 @@ def first_seen_seqs(recorder: Recorder, device_id: str) -> list[int]:
 
 
 def test_status_change_reaches_subscriber_within_a_second(setup):
-    broker, kiosk, agent, recorder = setup
+    _broker, kiosk, agent, recorder = setup
     agent.start()
     recorder.wait_for(lambda m: m.topic.endswith("/report") and kiosk_status(m.message) == "ok", 15, "ok report")
     broke_at = time.time()
@@ -131,7 +131,7 @@ def wait_contiguous(recorder: Recorder, device_id: str, beyond: int, timeout: fl
 
 
 def test_broker_outage_loses_nothing_and_keeps_order(setup):
-    broker, kiosk, agent, recorder = setup
+    broker, _kiosk, agent, recorder = setup
     agent.start()
     recorder.wait_until(lambda _: len(recorder.reports(agent.device_id)) >= 3, 15, "3 reports")
     broker.stop()
@@ -146,7 +146,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(setup):
 
 
 def test_agent_killed_mid_outage_loses_nothing(setup):
-    broker, kiosk, agent, recorder = setup
+    broker, _kiosk, agent, recorder = setup
     agent.start()
     recorder.wait_until(lambda _: len(recorder.reports(agent.device_id)) >= 2, 15, "2 reports")
     broker.stop()
@@ -162,7 +162,7 @@ def test_agent_killed_mid_outage_loses_nothing(setup):
 
 
 def test_last_will_fires_when_agent_is_killed(setup):
-    broker, kiosk, agent, recorder = setup
+    _broker, _kiosk, agent, recorder = setup
     agent.start()
     birth = recorder.wait_for(lambda m: m.topic.endswith("/presence") and m.message.online, 15, "birth")
     assert isinstance(birth.message, Presence) and birth.message.interval_s == 0.5
@@ -172,7 +172,7 @@ def test_last_will_fires_when_agent_is_killed(setup):
 
 
 def test_sigterm_says_goodbye(setup):
-    broker, kiosk, agent, recorder = setup
+    _broker, _kiosk, agent, recorder = setup
     agent.start()
     recorder.wait_for(lambda m: m.topic.endswith("/presence") and m.message.online, 15, "birth")
     assert agent.signal(signal.SIGTERM) == 0
