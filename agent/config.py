@@ -37,20 +37,27 @@ class AgentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class MqttSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: mqtt://host:port or mqtts://host:port (TLS).
     url: str = "mqtt://127.0.0.1:1883"
+    #: MQTT user name; with a zonewatch broker it is this device's id.
     username: str | None = None
-    #: Prefer password_file; a password here is read from the config file (keep it 0600).
+    #: MQTT password. Prefer password_file; a password here makes this file a secret (keep it 0600).
     password: str | None = None
+    #: File holding the MQTT password (first line), readable only by the agent user.
     password_file: str | None = None
     #: CA bundle that signed the broker's certificate (mqtts://); system CAs when unset.
     ca_file: str | None = None
-    #: Client certificate and key for mutual TLS.
+    #: Client certificate (PEM) for mutual TLS.
     cert_file: str | None = None
+    #: Private key (PEM) of the client certificate; readable only by the agent user.
     key_file: str | None = None
-    #: Seconds; the broker fires the Last Will after about 1.5 x keepalive of silence.
+    #: Seconds between keep-alive pings; the broker declares the device gone (Last Will) after
+    #: about 1.5 x keepalive of silence.
     keepalive: Annotated[int, Meta(ge=2, le=3600)] = 10
+    #: First levels of every topic; must match the server's.
     topic_prefix: str = DEFAULT_PREFIX
-    #: Reconnect back-off bounds in seconds (exponential with jitter between them).
+    #: Seconds before the first reconnect attempt; doubles per failure, randomised so a whole
+    #: fleet does not reconnect at once after a broker restart.
     reconnect_min: Seconds = 1.0
+    #: Longest wait in seconds between reconnect attempts.
     reconnect_max: Seconds = 60.0
 
 
@@ -60,7 +67,7 @@ class SpoolSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Bytes of reports kept at most.
     max_bytes: Annotated[int, Meta(ge=65536)] = 256 * 1024 * 1024
     #: Seconds a report is kept at most (default 14 days).
-    max_age: Seconds = 14 * 86400.0
+    max_age: Annotated[float, Meta(gt=0, le=366 * 86400)] = 14 * 86400.0
 
 
 class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -23,9 +23,11 @@ Offset = Annotated[float, Meta(gt=0, le=86400)]
 
 
 class ClockOptions(CollectorOptions, kw_only=True, forbid_unknown_fields=True):
+    #: Seconds between runs.
     every: Seconds = 60.0
-    #: Offset in seconds at which the check turns warning / critical.
+    #: Offset in seconds (either way) at which the check turns warning.
     warning_s: Offset = 30.0
+    #: Offset in seconds at which the check turns critical (TLS certificates start to fail).
     critical_s: Offset = 300.0
     #: Optional http(s) URL whose Date header is a second reference (1 s resolution).
     http_url: str | None = None

@@ -18,6 +18,7 @@ MANIFEST = ".zonewatch-bundle.json"
 
 
 class ContentOptions(CollectorOptions, kw_only=True, forbid_unknown_fields=True):
+    #: Seconds between runs.
     every: Seconds = 30.0
     #: Where bundles are installed; default: <agent.data_dir>/content.
     dir: str | None = None

@@ -16,6 +16,7 @@ from .base import Collector, CollectorOptions, Seconds
 
 
 class KioskOptions(CollectorOptions, kw_only=True, forbid_unknown_fields=True):
+    #: Seconds between runs (a running kiosk costs one process lookup per run).
     every: Seconds = 2.0
     #: Process name of the kiosk front end (as `ps -e` shows it), e.g. "chromium". Unset: no check.
     process: str | None = None

@@ -20,14 +20,17 @@ Pct = Annotated[float, Meta(ge=0, le=100)]
 
 
 class SystemOptions(CollectorOptions, kw_only=True, forbid_unknown_fields=True):
+    #: Seconds between runs.
     every: Seconds = 30.0
     #: Volumes to watch; the agent's data dir (spool, content) is always added.
     disks: list[str] = msgspec.field(default_factory=list)
-    #: Disk use (percent) at which the check turns warning / critical.
+    #: Disk use (percent) at which the check turns warning.
     disk_warning_pct: Pct = 85.0
+    #: Disk use (percent) at which the check turns critical (the spool and content need room).
     disk_critical_pct: Pct = 95.0
-    #: Memory use (percent) at which the check turns warning / critical.
+    #: Memory use (percent) at which the check turns warning.
     memory_warning_pct: Pct = 90.0
+    #: Memory use (percent) at which the check turns critical.
     memory_critical_pct: Pct = 97.0
 
 
