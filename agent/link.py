@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -156,14 +157,35 @@ class MqttLink:
 
     # -- loop thread ----------------------------------------------------------------------
     def _connect_failed(self) -> None:
-        """Say so at the first failed attempt and then once a minute, not at every retry."""
+        """Say so, with the cause, at the first failed attempt and then once a minute, not at every retry."""
         self._failed_attempts += 1
         now = time.monotonic()
         if self._failed_attempts == 1 or now - self._last_fail_log >= 60:
             self._last_fail_log = now
-            log.warning("cannot reach the broker at %s (attempt %d); retrying with back-off up to %g s, "
-                        "reports stay spooled", self.config.mqtt.url, self._failed_attempts,
-                        self.config.mqtt.reconnect_max)
+            attempts = self._failed_attempts
+            future = self.loop.run_in_executor(None, self._diagnose)
+            future.add_done_callback(lambda f: log.warning(
+                "cannot reach the broker at %s (attempt %d): %s; retrying with back-off up to %g s, reports stay "
+                "spooled", self.config.mqtt.url, attempts, f.result(), self.config.mqtt.reconnect_max))
+
+    def _diagnose(self) -> str:
+        """Why a connection fails, found by one plain connection attempt (paho does not say)."""
+        url = urlsplit(self.config.mqtt.url)
+        tls = url.scheme == "mqtts"
+        try:
+            with socket.create_connection((url.hostname, url.port or (8883 if tls else 1883)), timeout=5) as sock:
+                if tls:
+                    context = ssl.create_default_context(cafile=self.config.mqtt.ca_file)
+                    with context.wrap_socket(sock, server_hostname=url.hostname):
+                        pass
+        except ssl.SSLCertVerificationError as exc:
+            return (f"the broker's TLS certificate is not trusted ({exc.verify_message}); set mqtt.ca_file to the CA "
+                    "that signed it")
+        except (OSError, ssl.SSLError) as exc:
+            return f"{exc.strerror or exc}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        except Exception as exc:  # a diagnostic must never take the agent down
+            return f"{type(exc).__name__}: {exc}"
+        return "the connection itself works now (it failed during the MQTT handshake)"
 
     def _up(self) -> None:
         if self._failed_attempts:

@@ -32,7 +32,8 @@ class Received:
 
 
 class Recorder:
-    def __init__(self, port: int, topic: str = "zw/v1/#", *, client_id: str | None = None) -> None:
+    def __init__(self, port: int, topic: str = "zw/v1/#", *, client_id: str | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
         self.port, self.topic = port, topic
         self.messages: list[Received] = []
         self._cond = threading.Condition()
@@ -43,6 +44,8 @@ class Recorder:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.reconnect_delay_set(0.1, 0.5)
+        if username:
+            self.client.username_pw_set(username, password)
 
     def start(self) -> Recorder:
         props = Properties(PacketTypes.CONNECT)

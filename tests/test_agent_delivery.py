@@ -3,84 +3,14 @@ outage of the broker or of the agent itself loses nothing, and presence tells th
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
 from protocol import Presence, Report
+from tests.agent_process import AgentProcess, Kiosk
 from tests.mqtt_recorder import Recorder
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Kiosk:
-    """A real process standing in for the kiosk front end, under a unique process name."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.name = "zwk-" + uuid.uuid4().hex[:8]
-        self.exe = tmp / self.name
-        self.exe.symlink_to("/bin/sleep")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([str(self.exe), "3600"])
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-class AgentProcess:
-    def __init__(self, tmp: Path, broker_port: int, kiosk: Kiosk, *, interval: float = 0.5) -> None:
-        self.device_id = "kiosk-" + uuid.uuid4().hex[:6]
-        self.config = tmp / "agent.toml"
-        self.log = tmp / "agent.log"
-        self.config.write_text(f"""
-[agent]
-device_id = "{self.device_id}"
-data_dir = "{tmp / 'data'}"
-interval = {interval}
-log_level = "debug"
-
-[mqtt]
-url = "mqtt://127.0.0.1:{broker_port}"
-keepalive = 2
-reconnect_min = 0.1
-reconnect_max = 0.5
-
-[collectors.kiosk]
-process = "{kiosk.name}"
-every = 0.2
-
-[collectors.network]
-enabled = false
-
-[collectors.printer]
-enabled = false
-""")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(self.config)],
-                                     cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    def signal(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(15)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 The reference is the server's own timestamp on fresh (non-retained) messages it sends, which
 the MQTT link records in the agent context; optionally the ``Date`` header of an HTTP server
-you trust (the portal, the zonewatch server). Until either has been seen the check is unknown.
+you trust (the portal, the zonewatch server). Until either has been seen there is no clock
+check (rather than an ``unknown`` one that would make every fresh device look unknown); the
+server also compares each live report's timestamp with its own clock.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class ClockCollector(Collector):
         if offset is None and o.http_url:
             offset, reference = _http_offset(o.http_url, o.timeout), "http"
         if offset is None:
-            return [ClockCheck(name="clock", status="unknown", summary="no server time seen yet")]
+            return []
         size = abs(offset)
         status = "critical" if size >= o.critical_s else "warning" if size >= o.warning_s else "ok"
         side = "ahead of" if offset > 0 else "behind"
