@@ -55,8 +55,8 @@ class PrinterCondition(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One plain-language condition derived from a printer state reason.
 
     ``code`` is one of media-empty, media-low, media-jam, door-open, toner-low, toner-empty,
-    marker-supply-low, marker-waste-full, offline, connecting-to-device, paused, stopped,
-    not-accepting, stuck-queue, cups-unreachable, other — open-ended, so a newer agent may add
+    marker-supply-low, marker-supply-empty, marker-waste-full, offline, connecting-to-device,
+    paused, stopped, not-accepting, stuck-queue, cups-unreachable, missing, other — open-ended, so a newer agent may add
     codes an older server shows as-is.
     """
 
