@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 from protocol import DEFAULT_PREFIX, DEVICE_ID_RE
+from protocol.errors import explain_validation
 
 from .collectors import REGISTRY, CollectorOptions, collector_class
 from .errors import ConfigError
@@ -80,21 +81,9 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     collector_options: dict[str, CollectorOptions] = msgspec.field(default_factory=dict)
 
 
-_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-
-
 def _config_error(source: str, exc: Exception, prefix: str = "") -> ConfigError:
-    m = _AT.match(str(exc))
-    reason, path = m["reason"], (m["path"] or "").lstrip(".")
-    unknown = re.match(r"^Object contains unknown field `([^`]+)`$", reason)
-    missing = re.match(r"^Object missing required field `([^`]+)`$", reason)
-    if unknown or missing:
-        name = (unknown or missing)[1]
-        path = f"{path}.{name}" if path else name
-        reason = "unknown key (check its spelling; see the example config)" if unknown else "required key is missing"
-    key = ".".join(p for p in (prefix, path) if p) or None
-    reason = reason.replace("`", "")
-    return ConfigError(source, key, reason[0].lower() + reason[1:] if reason else reason)
+    path, reason = explain_validation(exc)
+    return ConfigError(source, ".".join(p for p in (prefix, path) if p) or None, reason)
 
 
 def parse_config(text: str | bytes, source: str = "<config>") -> AgentConfig:

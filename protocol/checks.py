@@ -146,3 +146,8 @@ CHECK_TYPES: dict[str, type[Check]] = {
     for t in (NetworkCheck, PrinterCheck, SystemCheck, KioskCheck, ContentCheck, ClockCheck)
 }
 AnyCheck = NetworkCheck | PrinterCheck | SystemCheck | KioskCheck | ContentCheck | ClockCheck
+
+
+def kind_of(check: Check) -> str:
+    """A check's ``kind`` (its tag on the wire: network, printer, …)."""
+    return type(check).__struct_config__.tag  # type: ignore[return-value]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ProtocolError(ValueError):
     """A message or topic that does not follow the contract.
@@ -17,3 +19,23 @@ class ProtocolError(ValueError):
         self.reason = reason
         where = " ".join(p for p in (f"topic {topic!r}" if topic else "", f"field {field!r}" if field else "") if p)
         super().__init__(f"{where}: {reason}" if where else reason)
+
+
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_KEY = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<name>[^`]+)`$")
+
+
+def explain_validation(exc: Exception) -> tuple[str | None, str]:
+    """A msgspec validation error as ``(dotted key path or None, reason in plain words)``.
+
+    Shared by the agent's and the server's config loaders so both name keys the same way.
+    """
+    m = _AT.match(str(exc))
+    reason, path = m["reason"], (m["path"] or "").lstrip(".")
+    key = _KEY.match(reason)
+    if key:
+        path = f"{path}.{key['name']}" if path else key["name"]
+        reason = ("unknown key (check its spelling; see the example config)" if key["what"] == "contains unknown"
+                  else "required key is missing")
+    reason = reason.replace("`", "")
+    return path or None, reason[0].lower() + reason[1:] if reason else reason

@@ -1,35 +1,56 @@
-"""The aiohttp application factory: ``create_app(settings) -> web.Application``. No module state."""
+"""The aiohttp application factory: ``create_app(settings) -> web.Application``. No module state.
+
+The app owns one :class:`~server.service.FleetService` (database, ingest, health, jobs), opened
+when the app starts and closed when it stops, so tests run real servers on free ports in-process.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
 
 from aiohttp import web
 
 from . import __version__
+from .service import FleetService
+from .settings import Settings
 
-
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
+SERVICE = web.AppKey("service", FleetService)
+SETTINGS = web.AppKey("settings", Settings)
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__})
+    service = request.app[SERVICE]
+    checks = await asyncio.to_thread(service.health)
+    ok = all(part["ok"] for part in checks.values())
+    body = {"status": "ok" if ok else "failing", "version": __version__, **checks}
+    return web.json_response(body, status=200 if ok else 503)
 
 
 async def _index(request: web.Request) -> web.Response:
     return web.Response(
         content_type="text/html",
         text="<!doctype html><title>zonewatch</title><h1>zonewatch</h1>"
-        "<p>The server is running. The fleet health page arrives with the server and UI work.</p>",
+        "<p>The server is running. The fleet health page arrives with the web UI; the JSON API is at "
+        "<a href='/api/v1/summary'>/api/v1/summary</a>.</p>",
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, with_broker: bool = True) -> web.Application:
     app = web.Application()
-    app["settings"] = settings
+    app[SETTINGS] = settings
+    app[SERVICE] = FleetService(settings, with_broker=with_broker)
+    app.cleanup_ctx.append(_service_ctx)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _index)
+    from .api import setup_api
+
+    setup_api(app)
     return app
+
+
+async def _service_ctx(app: web.Application):
+    service = app[SERVICE]
+    await asyncio.to_thread(service.open)
+    service.start_jobs()
+    yield
+    await asyncio.to_thread(service.close)

@@ -1,0 +1,132 @@
+"""The running fleet service: database, health state, ingest writer, broker link, scheduled jobs.
+
+``FleetService(settings)`` owns everything that lives as long as the server; the app factory
+opens it on startup and closes it on shutdown. Scheduled jobs (APScheduler) do not touch the
+database themselves: they queue a task for the one ingest writer, which runs it in its next
+transaction, so every write to the fleet's state has one author.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import and_, delete, func, select
+from sqlmodel import Session
+
+from protocol import Codec
+
+from .db import make_engine, session_factory, upgrade
+from .db.engine import describe
+from .db.models import History, MetricPoint, Report
+from .health.fleet import Changes, Fleet
+from .ingest import store
+from .ingest.link import BrokerLink
+from .ingest.writer import Writer
+from .settings import Settings
+
+log = logging.getLogger("zonewatch.server")
+PLACEMENT_MARK = "placement_changed_at"
+REPORT2 = Report.__table__.alias("newer")
+
+
+class FleetService:
+    def __init__(self, settings: Settings, *, with_broker: bool = True) -> None:
+        self.settings = settings
+        self.with_broker = with_broker
+        self.engine = make_engine(settings.database_url)
+        self.new_session = session_factory(self.engine)
+        h = settings.health
+        self.fleet = Fleet(h.default_interval, h.offline_after_intervals)
+        self.codec = Codec(settings.mqtt.topic_prefix, settings.mqtt.max_payload)
+        self.writer: Writer | None = None
+        self.link: BrokerLink | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._placement_seen: float | None = None
+        self.started_at = time.time()
+
+    # -- life --------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Migrate the schema, load the fleet, start the writer and the broker link (blocking; call in a thread)."""
+        log.info("database: %s", describe(self.engine))
+        upgrade(self.engine)
+        with Session(self.engine) as session:
+            self.fleet.load(session)
+        with self.engine.connect() as conn:
+            self._placement_seen = store.get_mark(conn, PLACEMENT_MARK)
+        d = self.settings.database
+        self.writer = Writer(self.engine, self.fleet, self.codec, self._ack, d.batch_max, d.batch_wait_ms)
+        self.writer.start()
+        if self.with_broker:
+            self.link = BrokerLink(self.settings, self.writer.submit, receive_maximum=max(1000, 4 * d.batch_max))
+            self.link.start()
+
+    def start_jobs(self) -> None:
+        """Schedule the sweep and retention (needs the running asyncio loop)."""
+        self.scheduler = AsyncIOScheduler()
+        self.scheduler.add_job(self.queue_sweep, "interval", seconds=self.settings.health.sweep_every,
+                               id="sweep", max_instances=1, coalesce=True)
+        self.scheduler.add_job(lambda: self.writer.submit(self.retention_task), "interval", hours=1,
+                               id="retention", max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.link is not None:
+            self.link.stop()
+        if self.writer is not None:
+            self.writer.stop()
+        self.engine.dispose()
+
+    def _ack(self, mid: int, qos: int) -> None:
+        if self.link is not None:
+            self.link.ack(mid, qos)
+
+    # -- tasks run by the writer -------------------------------------------------------------
+
+    def queue_sweep(self) -> None:
+        if self.writer is not None:
+            self.writer.submit(self.sweep_task)
+
+    def sweep_task(self, conn, changes: Changes, now: float) -> None:
+        mark = store.get_mark(conn, PLACEMENT_MARK)
+        if mark is not None and mark != self._placement_seen:
+            self._placement_seen = mark
+            with Session(bind=conn) as session:
+                self.fleet.reload_placement(session, changes, now)
+        self.fleet.sweep(now, changes)
+
+    def retention_task(self, conn, changes: Changes, now: float) -> None:
+        r = self.settings.retention
+        newer = select(func.max(REPORT2.c.seq)).where(and_(
+            REPORT2.c.device_id == Report.device_id, REPORT2.c.epoch == Report.epoch)).scalar_subquery()
+        gone = conn.execute(delete(Report).where(and_(
+            Report.received_at < now - r.reports_days * 86400, Report.seq < newer))).rowcount
+        conn.execute(delete(MetricPoint).where(and_(MetricPoint.resolution == 300,
+                                                    MetricPoint.bucket < now - r.metrics_days * 86400)))
+        conn.execute(delete(MetricPoint).where(MetricPoint.bucket < now - r.hourly_metrics_days * 86400))
+        conn.execute(delete(History).where(History.at < now - r.history_days * 86400))
+        if gone:
+            log.info("retention: removed %d reports older than %.0f days", gone, r.reports_days)
+
+    # -- health of the server itself ---------------------------------------------------------
+
+    def health(self) -> dict:
+        database = {"ok": True}
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except Exception as exc:
+            database = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+        if self.writer is not None and self.writer.stats.last_db_error and self.writer.stats.db_errors:
+            database.setdefault("last_write_error", self.writer.stats.last_db_error)
+        if self.link is None:
+            broker = {"ok": False, "error": "no broker link (started without one)"}
+        else:
+            broker = {"ok": self.link.connected, "url": self.link.where}
+            if not self.link.connected:
+                broker["error"] = self.link.last_error or "connecting"
+        return {"database": database, "broker": broker}
