@@ -43,10 +43,16 @@ class Codec:
         self.max_size = max_size
         self._decoders = {k: msgspec.json.Decoder(t) for k, t in MESSAGE_TYPES.items()}
         self._encoder = msgspec.json.Encoder()
+        self._parsed: dict[str, TopicInfo] = {}
 
     # -- decoding -------------------------------------------------------------------------
     def decode(self, topic: str, payload: bytes | bytearray | memoryview | str) -> Decoded:
-        info = self.topics.parse(topic)
+        info = self._parsed.get(topic)
+        if info is None:  # a server hears the same few topics per device again and again
+            info = self.topics.parse(topic)
+            if len(self._parsed) >= 500_000:
+                self._parsed.clear()
+            self._parsed[topic] = info
         if isinstance(payload, str):
             payload = payload.encode("utf-8", "surrogatepass")
         if len(payload) > self.max_size:

@@ -81,9 +81,9 @@ class FleetService:
             self.writer.stop()
         self.engine.dispose()
 
-    def _ack(self, mid: int, qos: int) -> None:
+    def _ack(self, item) -> None:
         if self.link is not None:
-            self.link.ack(mid, qos)
+            self.link.ack(item)
 
     # -- tasks run by the writer -------------------------------------------------------------
 

@@ -20,6 +20,9 @@ from protocol.checks import kind_of
 from ..db.models import CheckState, Device, Printer, Zone
 from .rules import CheckView, DeviceView, PrinterView, ZoneView, device_status, evaluate_zone
 
+#: Seconds after which an unchanged printer row is rewritten anyway (its ``updated_at``, job age).
+PRINTER_REFRESH = 300.0
+
 
 @dataclass
 class Changes:
@@ -101,10 +104,12 @@ class Fleet:
         device = self.device(report.device_id, received_at, changes)
         at = report.ts
         seen = set()
+        changed = device.online is not True or device.last_seq is None
         for check in report.checks:
             seen.add(check.name)
             old = device.checks.get(check.name)
             if old is None or old.status != check.status or old.summary != check.summary:
+                changed = True
                 if old is None or old.status != check.status:
                     self._history(changes, "check", f"{device.id}/{check.name}", device, old.status if old else
                                   "unknown", check.status, at, check.summary, report.seq)
@@ -115,19 +120,23 @@ class Fleet:
                 changes.checks[(device.id, check.name)] = view
             if isinstance(check, PrinterCheck):
                 self._apply_printer(device, check, at, report.seq, changes)
-        for gone in [n for n in device.checks if n not in seen]:
-            del device.checks[gone]
-            changes.checks[(device.id, gone)] = None
-        measured = max((c.status for c in device.checks.values()), key=_rank, default="unknown")
-        if measured != device.measured:
-            device.measured, device.measured_since = measured, at
+        if len(seen) != len(device.checks):
+            changed = True
+            for gone in [n for n in device.checks if n not in seen]:
+                del device.checks[gone]
+                changes.checks[(device.id, gone)] = None
+        if changed:
+            measured = max((c.status for c in device.checks.values()), key=_rank, default="unknown")
+            if measured != device.measured:
+                device.measured, device.measured_since = measured, at
         device.last_seq, device.last_report_at, device.last_heard = report.seq, report.ts, received_at
         device.reported_interval_s = report.interval_s
         device.agent_version = report.agent_version or device.agent_version
         changes.devices.add(device.id)
         if device.online is not True:
             self._presence(device, True, received_at, "reporting", changes)
-        self._settle(device, at, changes, why=None)
+        if changed:  # most reports change nothing: then the device and its zone stand as they are
+            self._settle(device, at, changes, why=None)
 
     def apply_presence(self, device_id: str, online: bool, ts: float, received_at: float, reason: str | None,
                        changes: Changes) -> None:
@@ -195,7 +204,11 @@ class Fleet:
                           check.summary, seq)
             printer.since = at
         printer.status, printer.summary, printer.conditions = check.status, check.summary, conditions
-        changes.printers[(device.id, check.printer)] = printer_row(device.id, printer, check, at)
+        signature = (check.status, check.summary, check.state, check.accepting, check.jobs_queued,
+                     tuple(conditions), tuple((x.name, x.level, x.state) for x in check.supplies))
+        if signature != printer.signature or at - printer.written_at >= PRINTER_REFRESH:
+            printer.signature, printer.written_at = signature, at
+            changes.printers[(device.id, check.printer)] = printer_row(device.id, printer, check, at)
 
     def _history(self, changes: Changes, subject: str, subject_id: str, device: DeviceView | None, from_status: str,
                  to_status: str, at: float, why: str, seq: int | None, zone_id: int | None = None) -> None:

@@ -36,6 +36,9 @@ class PrinterView:
     summary: str = ""
     #: condition code → (severity, text, since)
     conditions: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    #: What was last written to the database, and when (ingest skips unchanged rewrites).
+    signature: tuple = ()
+    written_at: float = 0.0
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ class BrokerLink:
         self.connected = False
         self.last_error: str | None = None
         self.connected_since: float | None = None
+        self.connection = 0
         url = urlsplit(settings.mqtt.url)
         self.host, self.port, self.tls = url.hostname or "127.0.0.1", url.port, url.scheme == "mqtts"
         self.port = self.port or (8883 if self.tls else 1883)
@@ -75,8 +76,15 @@ class BrokerLink:
         self.client.loop_stop()
         self.connected = False
 
-    def ack(self, mid: int, qos: int) -> None:
-        self.client.ack(mid, qos)
+    def ack(self, item: Incoming) -> None:
+        """Acknowledge a committed message, unless it came on an earlier connection.
+
+        Message ids are per connection: after a reconnect the broker redelivers what was not
+        acknowledged (and the writer stores it once), while an id from the old connection may now
+        belong to another message — acknowledging it would lose that one.
+        """
+        if item.qos and item.connection == self.connection:
+            self.client.ack(item.mid, item.qos)
 
     # -- paho callbacks (its thread) -------------------------------------------------------
 
@@ -86,6 +94,7 @@ class BrokerLink:
             log.error("%s; check mqtt.username / mqtt.password in the server config", self.last_error)
             return
         self.connected, self.connected_since, self.last_error = True, time.time(), None
+        self.connection += 1
         log.info("connected to the broker at %s (session %s)", self.where,
                  "resumed" if flags.session_present else "new")
         client.subscribe([(self.topics.all_devices(kind), 1) for kind in KINDS])
@@ -104,4 +113,5 @@ class BrokerLink:
             log.warning("%s; reconnecting", self.last_error)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self.deliver(Incoming(message.mid, message.qos, message.topic, message.payload, time.time()))
+        self.deliver(Incoming(message.mid, message.qos, message.topic, message.payload, time.time(),
+                              self.connection))

@@ -42,9 +42,23 @@ def stored_seqs(conn: Connection, keys: Iterable[tuple[str, int, int]]) -> dict[
     return found
 
 
+REPORT_COLUMNS = ("device_id", "epoch", "seq", "ts", "received_at", "status", "trigger", "payload")
+DEVICE_COLUMNS = ("status", "status_since", "status_reason", "measured", "measured_since", "online", "online_since",
+                  "last_heard", "last_report_at", "last_seq", "seq_epoch", "reported_interval_s", "agent_version",
+                  "first_seen")
+
+
+def _placeholder(conn: Connection) -> str:
+    return "%s" if conn.dialect.name == "postgresql" else "?"
+
+
 def insert_reports(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The hot path: plain DBAPI executemany (SQLAlchemy's per-row parameter handling costs more than the insert)."""
     if rows:
-        conn.execute(_insert(conn, REPORT).on_conflict_do_nothing(), rows)
+        p = _placeholder(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO report ({', '.join(REPORT_COLUMNS)}) VALUES ({', '.join([p] * len(REPORT_COLUMNS))}) "
+            "ON CONFLICT DO NOTHING", [tuple(r[c] for c in REPORT_COLUMNS) for r in rows])
 
 
 def write_changes(conn: Connection, fleet: Fleet, changes: Changes, now: float) -> None:
@@ -53,16 +67,15 @@ def write_changes(conn: Connection, fleet: Fleet, changes: Changes, now: float) 
                      [{"id": d, "created_at": now, "role": "unknown", "name": "", "seq_epoch": 0, "status": "unknown",
                        "status_reason": "", "measured": "unknown"} for d in sorted(changes.new_devices)])
     if changes.devices:
+        p = _placeholder(conn)
         rows = []
         for d in sorted(changes.devices):
             v = fleet.devices[d]
-            rows.append({"b_id": d, "status": v.status, "status_since": v.status_since,
-                         "status_reason": v.status_reason[:1000], "measured": v.measured,
-                         "measured_since": v.measured_since, "online": v.online, "online_since": v.online_since,
-                         "last_heard": v.last_heard, "last_report_at": v.last_report_at, "last_seq": v.last_seq,
-                         "seq_epoch": v.seq_epoch, "reported_interval_s": v.reported_interval_s,
-                         "agent_version": v.agent_version, "first_seen": v.first_seen})
-        conn.execute(update(DEVICE).where(DEVICE.c.id == bindparam("b_id")), rows)
+            rows.append((v.status, v.status_since, v.status_reason[:1000], v.measured, v.measured_since, v.online,
+                         v.online_since, v.last_heard, v.last_report_at, v.last_seq, v.seq_epoch,
+                         v.reported_interval_s, v.agent_version, v.first_seen, d))
+        conn.exec_driver_sql(f"UPDATE device SET {', '.join(f'{c} = {p}' for c in DEVICE_COLUMNS)} WHERE id = {p}",
+                             rows)
     if changes.checks:
         gone = [k for k, v in changes.checks.items() if v is None]
         for device_id, name in gone:

@@ -44,6 +44,8 @@ class Incoming:
     topic: str
     payload: bytes
     received_at: float
+    #: Which broker connection it came on: message ids are only meaningful on their own connection.
+    connection: int = 0
 
 
 @dataclass
@@ -66,7 +68,7 @@ class IngestStats:
 
 
 class Writer:
-    def __init__(self, engine: Engine, fleet: Fleet, codec: Codec, ack: Callable[[int, int], None],
+    def __init__(self, engine: Engine, fleet: Fleet, codec: Codec, ack: Callable[[Incoming], None],
                  batch_max: int = 2000, batch_wait_ms: float = 20.0) -> None:
         self.engine, self.fleet, self.codec, self.ack = engine, fleet, codec, ack
         self.batch_max, self.batch_wait = batch_max, batch_wait_ms / 1000.0
@@ -147,7 +149,7 @@ class Writer:
                     self._refuse(item, ProtocolError(item.topic, None, f"server error ({type(exc).__name__}); "
                                                      "kept out so ingest goes on — please report it"))
                     if item.qos:
-                        self.ack(item.mid, item.qos)
+                        self.ack(item)
 
     def _take_batch(self) -> list[Incoming | Task]:
         try:
@@ -217,7 +219,7 @@ class Writer:
                 store.set_mark(conn, metrics.WATERMARK, now)
         for item, _ in items:
             if item.qos:
-                self.ack(item.mid, item.qos)
+                self.ack(item)
         s = self.stats
         s.received += len(items)
         s.reports_stored += counts["stored"]
