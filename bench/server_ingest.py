@@ -83,6 +83,42 @@ def reference_rate(broker: Mosquitto, devices: int, per_device: int, work: Path)
     return n / elapsed
 
 
+def paho_rate(broker: Mosquitto, devices: int, per_device: int, work: Path) -> float:
+    """A bare paho subscriber that only counts (persistent session, QoS 1): Python's ceiling."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    done, count = threading.Event(), [0]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-paho", protocol=mqtt.MQTTv5)
+
+    def on_message(c, u, m) -> None:
+        count[0] += 1
+        if count[0] >= target[0]:
+            done.set()
+
+    target = [1 << 60]
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.on_connect = lambda c, u, f, r, p: c.subscribe(TOPIC, qos=1)
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    time.sleep(1)
+    client.disconnect()
+    client.loop_stop()
+    n = queue_reports(broker, devices, per_device, 1, work)
+    target[0], count[0] = n, 0
+    started = time.perf_counter()
+    client.reconnect()
+    client.loop_start()
+    done.wait(600)
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    return n / elapsed
+
+
 def server_rate(broker: Mosquitto, database_url: str, devices: int, per_device: int, work: Path,
                 label: str) -> tuple[float, int]:
     server = ServerProcess(work / f"server-{label}", broker.port, database_url, client_id=f"bench-{label}",
@@ -196,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     with Mosquitto(work / "broker", max_inflight_messages=0) as broker:
         ref = reference_rate(broker, args.devices, per_device, work)
         print(f"mosquitto -> mosquitto_sub (reference): {ref:,.0f} reports/s")
+        bare = paho_rate(broker, args.devices, per_device, work)
+        print(f"mosquitto -> bare paho subscriber that only counts: {bare:,.0f} reports/s "
+              f"(ratio {bare / ref:.2f}: Python's ceiling for one MQTT connection)")
+        figures.append(figure("bare paho subscriber", bare, "reports/s", "mosquitto_sub rate", ref, None, date,
+                              machine))
         backends = [("sqlite", f"sqlite:///{work / 'fleet.db'}")]
         cluster = None
         if not args.no_postgres:

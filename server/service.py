@@ -22,7 +22,7 @@ from .db.engine import describe
 from .db.models import History, MetricPoint, Report
 from .health.fleet import Changes, Fleet
 from .ingest import store
-from .ingest.link import BrokerLink
+from .ingest.receiver import ReceiverProcess
 from .ingest.writer import Writer
 from .settings import Settings
 
@@ -41,7 +41,7 @@ class FleetService:
         self.fleet = Fleet(h.default_interval, h.offline_after_intervals)
         self.codec = Codec(settings.mqtt.topic_prefix, settings.mqtt.max_payload)
         self.writer: Writer | None = None
-        self.link: BrokerLink | None = None
+        self.link: ReceiverProcess | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._placement_seen: float | None = None
         self.started_at = time.time()
@@ -57,10 +57,10 @@ class FleetService:
         with self.engine.connect() as conn:
             self._placement_seen = store.get_mark(conn, PLACEMENT_MARK)
         d = self.settings.database
-        self.writer = Writer(self.engine, self.fleet, self.codec, self._ack, d.batch_max, d.batch_wait_ms)
+        self.writer = Writer(self.engine, self.fleet, self.codec, self._ack_many, d.batch_max, d.batch_wait_ms)
         self.writer.start()
         if self.with_broker:
-            self.link = BrokerLink(self.settings, self.writer.submit, receive_maximum=max(1000, 4 * d.batch_max))
+            self.link = ReceiverProcess(self.settings, self.writer.submit_many)
             self.link.start()
 
     def start_jobs(self) -> None:
@@ -81,9 +81,9 @@ class FleetService:
             self.writer.stop()
         self.engine.dispose()
 
-    def _ack(self, item) -> None:
+    def _ack_many(self, items) -> None:
         if self.link is not None:
-            self.link.ack(item)
+            self.link.ack_many(items)
 
     # -- tasks run by the writer -------------------------------------------------------------
 

@@ -259,3 +259,18 @@ def test_metrics_are_downsampled_and_survive_a_crash_exactly(server, pub, engine
     server.stop()
     p = point()
     assert (p.min, p.max, p.sum, p.count, p.last) == (5.0, 50.0, 115.0, 5, 5.0)
+
+
+def test_a_dead_receiver_process_is_replaced_and_nothing_is_lost(server, pub, engine):
+    import psutil
+
+    receiver = wait_until(lambda: [p for p in psutil.Process(server.proc.pid).children()
+                                   if "spawn_main" in " ".join(p.cmdline())], what="receiver process")[0]
+    for seq in range(1, 6):
+        pub.send(report("kiosk-r", seq))
+    receiver.kill()
+    for seq in range(6, 11):
+        pub.send(report("kiosk-r", seq))
+    wait_until(lambda: stored_seqs(engine, "kiosk-r") == list(range(1, 11)), 60, what="all ten stored once")
+    assert "receiver process died" in server.log_text()
+    assert server.get("/healthz")[0] == 200

@@ -68,9 +68,9 @@ class IngestStats:
 
 
 class Writer:
-    def __init__(self, engine: Engine, fleet: Fleet, codec: Codec, ack: Callable[[Incoming], None],
+    def __init__(self, engine: Engine, fleet: Fleet, codec: Codec, ack_many: Callable[[list[Incoming]], None],
                  batch_max: int = 2000, batch_wait_ms: float = 20.0) -> None:
-        self.engine, self.fleet, self.codec, self.ack = engine, fleet, codec, ack
+        self.engine, self.fleet, self.codec, self.ack_many = engine, fleet, codec, ack_many
         self.batch_max, self.batch_wait = batch_max, batch_wait_ms / 1000.0
         self.queue: queue.SimpleQueue[Incoming | Task] = queue.SimpleQueue()
         self.stats = IngestStats()
@@ -101,6 +101,10 @@ class Writer:
 
     def submit(self, item: Incoming | Task) -> None:
         self.queue.put(item)
+
+    def submit_many(self, items: list[Incoming]) -> None:
+        for item in items:
+            self.queue.put(item)
 
     def recover_metrics(self) -> None:
         """Fold reports received since the last metrics flush back into the buffer (after a crash)."""
@@ -148,8 +152,7 @@ class Writer:
                 if isinstance(item, Incoming):
                     self._refuse(item, ProtocolError(item.topic, None, f"server error ({type(exc).__name__}); "
                                                      "kept out so ingest goes on — please report it"))
-                    if item.qos:
-                        self.ack(item)
+                    self.ack_many([item])
 
     def _take_batch(self) -> list[Incoming | Task]:
         try:
@@ -217,9 +220,7 @@ class Writer:
             if self.metrics.due(now):
                 store.upsert_metrics(conn, self.metrics.take(now))
                 store.set_mark(conn, metrics.WATERMARK, now)
-        for item, _ in items:
-            if item.qos:
-                self.ack(item)
+        self.ack_many([item for item, _ in items])
         s = self.stats
         s.received += len(items)
         s.reports_stored += counts["stored"]
