@@ -8,13 +8,10 @@ code and its default (commented out), plus example values that only ever point a
 from __future__ import annotations
 
 import inspect
-import re
 import sys
-import textwrap
 from typing import Any
 
-import msgspec
-import msgspec.inspect as mi
+from protocol.tomldoc import doc_lines, struct_lines
 
 from .collectors import REGISTRY, collector_class
 from .config import AgentSection, MqttSection, SpoolSection
@@ -37,86 +34,15 @@ EXAMPLE: dict[str, dict[str, Any]] = {
     ]},
     "collectors.kiosk": {"process": "chromium"},
 }
-_FIELD = re.compile(r"^\s+(\w+)\s*:")
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """``#:`` comments above each field of a Struct and its bases."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not (isinstance(klass, type) and issubclass(klass, msgspec.Struct)) or klass is msgspec.Struct:
-            continue
-        pending: list[str] = []
-        for line in inspect.getsource(klass).splitlines():
-            stripped = line.strip()
-            if stripped.startswith("#:"):
-                pending.append(stripped[2:].strip())
-            elif (m := _FIELD.match(line)) and pending:
-                docs[m[1]] = " ".join(pending)
-                pending = []
-            elif stripped and not stripped.startswith("#"):
-                pending = []
-    return docs
-
-
-def _value(key: str, value: Any) -> str:
-    """``key = value`` on one line (lists inline, so a commented-out default stays one comment)."""
-    if isinstance(value, list | tuple):
-        inner = ", ".join(msgspec.toml.encode({"v": v}).decode().strip()[4:] for v in value)
-        return f"{key} = [{inner}]"
-    return msgspec.toml.encode({key: value}).decode().strip()
-
-
-def _doc(text: str) -> list[str]:
-    return textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="# ")
-
-
-def _struct_lines(cls: type, header: str, values: dict[str, Any], *, all_keys: bool = True) -> list[str]:
-    docs = field_docs(cls)
-    info = mi.type_info(cls)
-    lines, subtables = [header], []
-    for f in sorted(info.fields, key=lambda f: not f.required):
-        nested = f.type.cls if isinstance(f.type, mi.StructType) else None
-        items = f.type.item_type.cls if isinstance(f.type, mi.ListType) and isinstance(
-            f.type.item_type, mi.StructType) else None
-        if nested or items:
-            subtables.append((f, nested or items, bool(items)))
-            continue
-        if f.name in values:
-            lines += _doc(docs.get(f.name, ""))
-            lines.append(_value(f.name, values[f.name]))
-            continue
-        if not all_keys:
-            continue
-        doc = docs.get(f.name)
-        if doc is None:
-            raise LookupError(f"{cls.__name__}.{f.name} has no #: doc comment; document it next to the code")
-        default = f.default if f.default is not mi.NODEFAULT else (
-            f.default_factory() if f.default_factory is not mi.NODEFAULT else None)
-        lines += _doc(doc)
-        lines.append(f"# {f.name} =  (unset)" if default is None else "# " + _value(f.name, default))
-    base = header.strip("[]")
-    for f, sub, is_list in subtables:
-        doc = docs.get(f.name, "")
-        if is_list:
-            examples = values.get(f.name) or [{}]
-            for i, item in enumerate(examples):
-                lines += ["", *(_doc(doc) if i == 0 else [f"# another of {base}.{f.name}"])]
-                lines += _struct_lines(sub, f"[[{base}.{f.name}]]", item, all_keys=i == 0)
-        else:
-            lines += ["", *_doc(doc), *_struct_lines(sub, f"[{base}.{f.name}]", values.get(f.name, {}))]
-    return lines
-
-
 def render() -> str:
     out = [HEADER]
     for name, cls in (("agent", AgentSection), ("mqtt", MqttSection), ("spool", SpoolSection)):
-        out += [*_struct_lines(cls, f"[{name}]", EXAMPLE.get(name, {})), ""]
+        out += [*struct_lines(cls, f"[{name}]", EXAMPLE.get(name, {})), ""]
     for name in REGISTRY:
         doc = inspect.getdoc(sys.modules[collector_class(name).__module__]) or ""
-        out += _doc(doc.split("\n\n")[0].replace("\n", " "))
+        out += doc_lines(doc.split("\n\n")[0].replace("\n", " "))
         section = f"collectors.{name}"
-        out += [*_struct_lines(collector_class(name).Options, f"[{section}]", EXAMPLE.get(section, {})), ""]
+        out += [*struct_lines(collector_class(name).Options, f"[{section}]", EXAMPLE.get(section, {})), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
