@@ -1,11 +1,11 @@
-"""``zonewatch``: the server-side command (server, demo, simulate, provision, user)."""
+"""``zonewatch``: the server-side command (server, demo, simulate, provision, user; zone, device, import)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import __version__
+from . import __version__, cli_admin
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = sub.add_parser("user", help="manage local users of the web UI")
     user.add_argument("action", choices=["add", "list", "remove", "passwd"], help="what to do")
+
+    cli_admin.register(sub)  # zone add|list, device add|move|list, import
     return parser
 
 
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("server", "demo"):
         return _serve(args)
+    if getattr(args, "admin", None) is not None:
+        return cli_admin.run(args)
     print(f"zonewatch {args.command}: not available in this build yet.", file=sys.stderr)
     return 2
 
