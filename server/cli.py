@@ -15,8 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = sub.add_parser("server", help="run the server (ingest, health, alerts, web UI, API)")
     server.add_argument("--config", help="server config file (TOML); embedded defaults when omitted")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    server.add_argument("--host", help="address to listen on (default: server.host of the config, 127.0.0.1)")
+    server.add_argument("--port", type=int, help="HTTP port (default: server.port of the config, 8080)")
 
     demo = sub.add_parser("demo", help="run a self-contained demo: server, broker and a simulated fleet")
     demo.add_argument("--devices", type=int, default=60, help="simulated devices (default 60)")
@@ -50,14 +50,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    if args.command == "demo":
+        from .demo import run_demo
 
-    from .app import Settings, create_app
+        return run_demo(args.port, args.devices)
+    from .run import serve
 
-    settings = Settings(host=getattr(args, "host", "127.0.0.1"), port=args.port)
-    print(f"zonewatch {args.command}: open http://{settings.host}:{settings.port}/ (Ctrl-C stops)", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
-    return 0
+    return serve(args.config, args.host, args.port)
 
 
 if __name__ == "__main__":
