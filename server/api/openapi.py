@@ -1,0 +1,74 @@
+"""The OpenAPI 3.1 document, generated from the route declarations and their pydantic models.
+
+Response models go to ``components/schemas`` (one pydantic pass over all of them, so shared
+models are defined once); each query model's fields become query parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .params import describe, param_schema
+from .registry import Endpoint
+from .schemas import Error
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document(endpoints: list[Endpoint], *, version: str) -> dict[str, Any]:
+    models = [e.response for e in endpoints if e.response is not None]
+    _, top = models_json_schema([(m, "serialization") for m in dict.fromkeys([*models, Error])],
+                                ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for e in endpoints:
+        paths.setdefault(e.url, {})["get"] = operation(e)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "zonewatch API",
+            "version": version,
+            "description": "Read side of the zonewatch fleet server: which zones of the government information "
+                           "disclosure fleet meet the rule (network up, a working query device, a working "
+                           "printer), which device is at fault and why, and the history of every change. "
+                           "Times are ISO 8601 in UTC. Errors are JSON: {\"error\", \"parameter\", \"allowed\"}.",
+        },
+        "paths": paths,
+        "components": {"schemas": top.get("$defs", {})},
+    }
+
+
+def operation(e: Endpoint) -> dict[str, Any]:
+    parameters = [{"name": p.name, "in": "path", "required": True, "description": p.description,
+                   "schema": p.schema} for p in e.path_params]
+    if e.query is not None:
+        for name, info in e.query.model_fields.items():
+            schema = param_schema(e.query, name)
+            description = schema.pop("description", None) or info.description or ""
+            parameters.append({"name": name, "in": "query", "required": info.is_required(),
+                               "description": f"{description} Allowed: {describe(schema)}.".strip(),
+                               "schema": schema})
+    responses: dict[str, Any] = {
+        "200": _json(e.summary, _ref(e.response) if e.response is not None else {"type": "object"}),
+    }
+    responses["400"] = _json("A query parameter is unknown, repeated or not allowed; the answer names it.",
+                             _ref(Error))
+    if e.not_found:
+        responses["404"] = _json(e.not_found, _ref(Error))
+    responses["503"] = _json("The database did not answer; try again.", _ref(Error))
+    op = {"operationId": e.operation_id, "summary": e.summary, "tags": [e.tag], "responses": responses}
+    if e.description:
+        op["description"] = e.description
+    if parameters:
+        op["parameters"] = parameters
+    return op
