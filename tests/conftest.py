@@ -7,4 +7,6 @@ pytest_plugins = [
     "tests.peers.postgres",
     "tests.peers.dnsmasq",
     "tests.peers.http_target",
+    "tests.peers.webhook",
+    "tests.peers.smtp",
 ]
