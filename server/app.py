@@ -42,15 +42,19 @@ def create_app(settings: Settings, *, with_broker: bool = True) -> web.Applicati
     app.cleanup_ctx.append(_service_ctx)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _index)
+    from .ack_pages import add_ack_routes
     from .api import setup_api
 
     setup_api(app)
+    add_ack_routes(app)
     return app
 
 
 async def _service_ctx(app: web.Application):
     service = app[SERVICE]
     await asyncio.to_thread(service.open)
+    await service.start_incidents()
     service.start_jobs()
     yield
+    await service.close_incidents()
     await asyncio.to_thread(service.close)

@@ -242,3 +242,29 @@ def format_holidays(holidays: Iterable[str]) -> str:
         parts.append(days[i].isoformat() if i == j else f"{days[i].isoformat()}..{days[j].isoformat()}")
         i = j + 1
     return ",".join(parts)
+
+
+def is_open(hours: Mapping[str, list[str]], holidays: Iterable[str], timezone: str, ts: float) -> bool:
+    """Whether a zone with these opening hours is open at ``ts`` (Unix seconds), in its own time zone.
+
+    A zone with no opening hours at all is treated as always open (nothing says otherwise).
+    """
+    if not hours:
+        return True
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        moment = datetime.fromtimestamp(ts, ZoneInfo(timezone))
+    except (KeyError, ValueError):
+        moment = datetime.fromtimestamp(ts)
+    if moment.date().isoformat() in set(holidays):
+        return False
+    minute = moment.hour * 60 + moment.minute
+    for spec in hours.get(WEEKDAYS[moment.weekday()], []):
+        start, _, end = spec.partition("-")
+        h1, m1 = start.split(":")
+        h2, m2 = end.split(":")
+        if int(h1) * 60 + int(m1) <= minute < int(h2) * 60 + int(m2):
+            return True
+    return False

@@ -26,11 +26,26 @@ EXAMPLE = {
 }
 
 
+RECEIVERS = """\
+# Notification receivers, one table each, named as routes name them. Every receiver kind documents its
+# own options (docs/alert-routing.md). Example, commented out (it would post to this machine):
+# [receivers.oncall-webhook]
+# kind = "webhook"
+# url = "http://127.0.0.1:9000/zonewatch"
+"""
+
+
 def render() -> str:
     out = [HEADER]
     for f in msgspec.structs.fields(Settings):
+        if f.name == "receivers":
+            out += [RECEIVERS]
+            continue
         out += [*struct_lines(f.type, f"[{f.name}]", EXAMPLE.get(f.name, {})), ""]
-    return "\n".join(out).rstrip() + "\n"
+    text = "\n".join(out).rstrip() + "\n"
+    # routes and per-rule options are examples, not defaults: an empty route would match everything
+    return text.replace("\n[[alerts.routes]]\n", "\n# [[alerts.routes]]\n").replace(
+        "\n# [rules]\n", "\n# [alerts.rules.printer_media_low]\n# hold = 120.0\n")
 
 
 if __name__ == "__main__":

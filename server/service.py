@@ -8,8 +8,10 @@ transaction, so every write to the fleet's state has one author.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import and_, delete, func, select
@@ -21,9 +23,14 @@ from .db import make_engine, session_factory, upgrade
 from .db.engine import describe
 from .db.models import History, MetricPoint, Report
 from .health.fleet import Changes, Fleet
+from .incidents import acklink
+from .incidents.conditions import ConditionTracker
+from .incidents.engine import IncidentEngine
+from .incidents.store import IncidentStore
 from .ingest import store
 from .ingest.receiver import ReceiverProcess
 from .ingest.writer import Writer
+from .notify import parse_receivers
 from .settings import Settings
 
 log = logging.getLogger("zonewatch.server")
@@ -44,6 +51,9 @@ class FleetService:
         self.link: ReceiverProcess | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._placement_seen: float | None = None
+        self.tracker = ConditionTracker()
+        self.incidents: IncidentEngine | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
 
     # -- life --------------------------------------------------------------------------------
@@ -57,20 +67,45 @@ class FleetService:
         with self.engine.connect() as conn:
             self._placement_seen = store.get_mark(conn, PLACEMENT_MARK)
         d = self.settings.database
+        self.tracker.update(self.fleet, set(self.fleet.devices), set(self.fleet.zones), time.time())
         self.writer = Writer(self.engine, self.fleet, self.codec, self._ack_many, d.batch_max, d.batch_wait_ms)
+        self.writer.on_commit = self._committed
         self.writer.start()
         if self.with_broker:
             self.link = ReceiverProcess(self.settings, self.writer.submit_many)
             self.link.start()
 
+    def _committed(self, devices: set[str], zones: set[int], now: float) -> None:
+        """Writer thread, after a commit: which conditions began or ended → the incident engine."""
+        signals = self.tracker.update(self.fleet, devices, zones, now)
+        if signals and self.incidents is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.incidents.handle, signals)
+
+    async def start_incidents(self) -> None:
+        """Start the incident engine on the running loop (after open())."""
+        self.loop = asyncio.get_running_loop()
+        a = self.settings.alerts
+        secret_path = Path(a.secret_file) if a.secret_file else Path(self.settings.server.data_dir) / "alert-secret"
+        self.incidents = IncidentEngine(self.settings, IncidentStore(self.new_session),
+                                        parse_receivers(self.settings.receivers, "settings"),
+                                        acklink.load_secret(secret_path))
+        await self.incidents.start(self.tracker.all_held())
+
     def start_jobs(self) -> None:
-        """Schedule the sweep and retention (needs the running asyncio loop)."""
+        """Schedule the sweep, incident timers and retention (needs the running asyncio loop)."""
         self.scheduler = AsyncIOScheduler()
+        if self.incidents is not None:
+            self.scheduler.add_job(self.incidents.tick, "interval", seconds=self.settings.health.sweep_every,
+                                   id="incidents", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.queue_sweep, "interval", seconds=self.settings.health.sweep_every,
                                id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(lambda: self.writer.submit(self.retention_task), "interval", hours=1,
                                id="retention", max_instances=1, coalesce=True)
         self.scheduler.start()
+
+    async def close_incidents(self) -> None:
+        if self.incidents is not None:
+            await self.incidents.close()
 
     def close(self) -> None:
         if self.scheduler is not None:

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -89,12 +89,73 @@ class RetentionSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     history_days: Days = 1100.0
 
 
+class RuleOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: false: this rule never opens incidents.
+    enabled: bool = True
+    #: Seconds the condition must last before an incident opens (a blip pages nobody); the rule's default if unset.
+    hold: Annotated[float, Meta(ge=0, le=86400)] | None = None
+    #: critical or warning; the rule's default if unset.
+    severity: Literal["critical", "warning"] | None = None
+
+
+class RouteSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Matches a zone whose region path (city / district / township) contains this name; any when unset.
+    region: str | None = None
+    #: Matches one zone code; any when unset.
+    zone: str | None = None
+    #: Matches critical or warning; any when unset.
+    severity: Literal["critical", "warning"] | None = None
+    #: Matches one rule (zone_breach, device_offline, printer_media_empty, …); any when unset.
+    rule: str | None = None
+    #: Receivers told at once.
+    receivers: list[str] = msgspec.field(default_factory=list)
+    #: Receivers told one after another, each when nobody acknowledged within alerts.escalate_after.
+    escalation: list[str] = msgspec.field(default_factory=list)
+    #: Receivers for incidents outside the zone's opening hours (alerts.after_hours = "route").
+    after_hours: list[str] = msgspec.field(default_factory=list)
+
+
+class AlertsSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Base URL of this server as on-call staff reach it (links and one-click ack links in notifications).
+    public_url: str = "http://127.0.0.1:8080"
+    #: File with the secret that signs ack links; created (0600) in server.data_dir when unset.
+    secret_file: str | None = None
+    #: Seconds an ack link stays valid.
+    ack_link_ttl: Seconds = 86400.0
+    #: Seconds a condition must stay cleared before its incident resolves (a flicker does not resolve it).
+    resolve_hold: Annotated[float, Meta(ge=0, le=86400)] = 30.0
+    #: Seconds without an acknowledgement before the route's next receiver is told.
+    escalate_after: Seconds = 900.0
+    #: Seconds between reminders while an incident stays open and unacknowledged; 0: no reminders.
+    renotify_every: Annotated[float, Meta(ge=0, le=7 * 86400)] = 3600.0
+    #: Window in seconds for flapping: this many re-activations in it mark an incident as flapping.
+    flap_window: Seconds = 600.0
+    #: Re-activations within flap_window that make an incident flapping.
+    flap_threshold: Annotated[int, Meta(ge=2, le=1000)] = 3
+    #: Outside a zone's opening hours: "hold" notifies when the zone opens (if still open), "route" tells
+    #: the route's after_hours receivers at once with low urgency.
+    after_hours: Literal["hold", "route"] = "hold"
+    #: Receivers for incidents no route matches.
+    default_receivers: list[str] = msgspec.field(default_factory=list)
+    #: Seconds between delivery attempts at first (doubled per failure, with jitter).
+    retry_first: Seconds = 2.0
+    #: Delivery attempts per notification and receiver.
+    retry_attempts: Annotated[int, Meta(ge=1, le=100)] = 6
+    #: Per-rule options, ``[alerts.rules.printer_media_low]``: enabled, hold, severity.
+    rules: dict[str, RuleOptions] = msgspec.field(default_factory=dict)
+    #: Routes in order, ``[[alerts.routes]]``: the first that matches decides the receivers.
+    routes: list[RouteSection] = msgspec.field(default_factory=list)
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
     mqtt: MqttSection = msgspec.field(default_factory=MqttSection)
     health: HealthSection = msgspec.field(default_factory=HealthSection)
     retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
+    alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
+    #: Notification receivers by name, ``[receivers.oncall]`` with ``kind = "webhook"`` and the kind's options.
+    receivers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -145,6 +206,7 @@ def parse_settings(text: str | bytes = b"", source: str = "<defaults>",
         raise ConfigError(source, "mqtt.url", f"{settings.mqtt.url!r} is not mqtt://host[:port] or mqtts://host[:port]")
     if settings.mqtt.password and settings.mqtt.password_file:
         raise ConfigError(source, "mqtt.password", "set password or password_file, not both")
+    _check_alerts(settings, source)
     if settings.database.url and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", settings.database.url):
         raise ConfigError(source, "database.url",
                           "use sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/dbname")
@@ -163,3 +225,30 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read it: {exc.strerror}") from None
     return parse_settings(text, str(path), environ)
+
+
+def _check_alerts(settings: Settings, source: str) -> None:
+    from .incidents.rules import RULES
+    from .notify import parse_receivers
+
+    parse_receivers(settings.receivers, source)  # every receiver's options, errors naming the key
+    a = settings.alerts
+    for name in a.rules:
+        if name not in RULES:
+            raise ConfigError(source, f"alerts.rules.{name}", f"unknown rule; rules are {', '.join(RULES)}")
+    for i, route in enumerate(a.routes):
+        if route.rule is not None and route.rule not in RULES:
+            raise ConfigError(source, f"alerts.routes[{i}].rule", f"unknown rule {route.rule!r}; rules are "
+                              f"{', '.join(RULES)}")
+        for key, names in (("receivers", route.receivers), ("escalation", route.escalation),
+                           ("after_hours", route.after_hours)):
+            for name in names:
+                if name not in settings.receivers:
+                    raise ConfigError(source, f"alerts.routes[{i}].{key}",
+                                      f"no receiver named {name!r}; define it as [receivers.{name}]")
+    for name in a.default_receivers:
+        if name not in settings.receivers:
+            raise ConfigError(source, "alerts.default_receivers", f"no receiver named {name!r}; define it as "
+                              f"[receivers.{name}]")
+    if not re.match(r"^https?://", a.public_url):
+        raise ConfigError(source, "alerts.public_url", "must start with http:// or https://")

@@ -124,16 +124,14 @@ def report(device_id: str, seq: int, ts: float | None = None, *, network: str = 
            interval_s: float = 30.0, latency_ms: float = 12.0) -> Report:
     """A kiosk's report: one network target, its kiosk process, one printer (none: ``printer_name=None``)
     and the system check."""
-    conditions = []
-    summary = "idle, ready"
-    if condition == "media-empty":
-        conditions = [PrinterCondition(code="media-empty", severity="critical", text="out of paper",
-                                       reason="media-empty-error")]
-        summary = "out of paper"
-    elif condition == "toner-low":
-        conditions = [PrinterCondition(code="toner-low", severity="warning", text="toner low",
-                                       reason="toner-low-warning")]
-        summary = "toner low"
+    words = {"media-empty": ("critical", "out of paper"), "toner-low": ("warning", "toner low"),
+             "media-jam": ("critical", "paper jam"), "door-open": ("critical", "door or cover open"),
+             "media-low": ("warning", "paper low"), "toner-empty": ("critical", "out of toner"),
+             "stuck-queue": ("critical", "jobs stuck in the queue")}
+    conditions, summary = [], "idle, ready"
+    if condition is not None:
+        severity, summary = words[condition]
+        conditions = [PrinterCondition(code=condition, severity=severity, text=summary)]
     checks = [
         NetworkCheck(name="portal", status=network, probe="http", target="http://127.0.0.1/",
                      up=network != "critical", latency_ms=latency_ms,

@@ -178,3 +178,64 @@ class IngestMark(SQLModel, table=True):
     __tablename__ = "ingest_mark"
     name: str = Field(primary_key=True, max_length=64)
     value: float
+
+
+class Incident(SQLModel, table=True):
+    """One incident per rule and subject while the condition lasts: open → acknowledged → resolved."""
+
+    __table_args__ = (Index("ix_incident_rule_subject_status", "rule", "subject", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(max_length=48)
+    #: ``zone:CODE``, ``device:ID``, ``printer:ID/NAME``, ``check:ID/NAME``
+    subject: str = Field(max_length=200)
+    label: str = Field(default="", max_length=300)
+    severity: str = Field(max_length=16)
+    zone_id: int | None = Field(default=None, index=True)
+    device_id: str | None = Field(default=None, max_length=64)
+    #: open | acknowledged | resolved
+    status: str = Field(default="open", max_length=16, index=True)
+    summary: str = ""
+    #: When the condition began (as measured), when the incident opened (after the hold time).
+    started_at: float
+    opened_at: float
+    acked_at: float | None = None
+    acked_by: str | None = Field(default=None, max_length=200)
+    resolved_at: float | None = None
+    flapping: bool = False
+    reactivations: int = 0
+    #: high (zone open) or low (outside opening hours)
+    urgency: str = Field(default="high", max_length=8)
+    notified_at: float | None = None
+    last_notified_at: float | None = None
+    escalation_level: int = 0
+    #: Why nobody was told yet: "closed" (outside opening hours), "silenced", "inhibited", or "".
+    deferred: str = Field(default="", max_length=16)
+    #: Random part of the signed one-click ack link; cleared once used.
+    ack_nonce: str = Field(default="", max_length=64)
+
+
+class IncidentEvent(SQLModel, table=True):
+    """The incident's timeline: opened, notified whom, delivery failed, acked by whom, escalated, resolved."""
+
+    __tablename__ = "incident_event"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: float
+    kind: str = Field(max_length=24)
+    actor: str | None = Field(default=None, max_length=200)
+    receiver: str | None = Field(default=None, max_length=100)
+    detail: str = ""
+
+
+class Silence(SQLModel, table=True):
+    """No notifications for matching incidents between ``starts_at`` and ``ends_at`` (still recorded)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    zone_code: str | None = Field(default=None, max_length=64)
+    device_id: str | None = Field(default=None, max_length=64)
+    rule: str | None = Field(default=None, max_length=48)
+    starts_at: float
+    ends_at: float = Field(index=True)
+    created_by: str = Field(max_length=200)
+    comment: str = ""
+    created_at: float

@@ -78,6 +78,8 @@ class Writer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refusal_log: tuple[int, int] = (0, 0)  # (minute, logged in it)
+        #: ``on_commit(devices, zones, now)``: called in the writer thread after each commit with what it touched.
+        self.on_commit: Callable[[set[str], set[int], float], None] | None = None
 
     # -- life --------------------------------------------------------------------------------
 
@@ -212,7 +214,7 @@ class Writer:
         _sort_reports_per_device(items)
         started = time.perf_counter()
         with self.engine.begin() as conn:
-            counts = self._apply(conn, items, now)
+            counts, applied = self._apply(conn, items, now)
             changes = Changes()
             for task in tasks:
                 task(conn, changes, now)
@@ -220,6 +222,12 @@ class Writer:
             if self.metrics.due(now):
                 store.upsert_metrics(conn, self.metrics.take(now))
                 store.set_mark(conn, metrics.WATERMARK, now)
+        if self.on_commit is not None:
+            try:
+                self.on_commit(applied.devices | applied.new_devices | changes.devices,
+                               applied.zones | changes.zones, now)
+            except Exception:
+                log.exception("after-commit hook failed (incidents); ingest goes on")
         self.ack_many([item for item, _ in items])
         s = self.stats
         s.received += len(items)
@@ -231,7 +239,7 @@ class Writer:
         s.last_commit_ms = (time.perf_counter() - started) * 1000
         s.last_commit_at = time.time()
 
-    def _apply(self, conn, items: list[tuple[Incoming, Any]], now: float) -> Counter:
+    def _apply(self, conn, items: list[tuple[Incoming, Any]], now: float) -> tuple[Counter, Changes]:
         counts: Counter = Counter()
         fleet = self.fleet
         lookups = [(m.device_id, fleet.devices[m.device_id].seq_epoch, m.seq) for _, d in items
@@ -286,7 +294,7 @@ class Writer:
             counts["late"] += 1
             device = fleet.devices[message.device_id]
             late.merge_late(conn, message, epoch, device.zone_id, self._stored_report, now)
-        return counts
+        return counts, changes
 
     def _report_row(self, epoch: int, message: Report, item: Incoming, dropped: tuple[str, ...]) -> dict:
         status = max((c.status for c in message.checks), key=STATUS_RANK.__getitem__, default="unknown")
