@@ -52,6 +52,7 @@ class FleetService:
         self.scheduler: AsyncIOScheduler | None = None
         self._placement_seen: float | None = None
         self.tracker = ConditionTracker()
+        self._reasons_hour = int(time.time() // 3600)
         self.incidents: IncidentEngine | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
@@ -133,6 +134,11 @@ class FleetService:
             with Session(bind=conn) as session:
                 self.fleet.reload_placement(session, changes, now)
         self.fleet.sweep(now, changes)
+        hour = int(now // 3600)
+        if hour != self._reasons_hour:  # reasons say "since 10:02" on the day itself: re-word them hourly
+            self._reasons_hour = hour
+            for zone_id in list(self.fleet.zones):
+                self.fleet.evaluate(zone_id, now, changes)
 
     def retention_task(self, conn, changes: Changes, now: float) -> None:
         r = self.settings.retention

@@ -274,3 +274,18 @@ def test_a_dead_receiver_process_is_replaced_and_nothing_is_lost(server, pub, en
     wait_until(lambda: stored_seqs(engine, "kiosk-r") == list(range(1, 11)), 60, what="all ten stored once")
     assert "receiver process died" in server.log_text()
     assert server.get("/healthz")[0] == 200
+
+
+def test_a_removed_printer_and_check_leave_with_a_history_row(zone_hall, server, pub, engine):
+    pub.send(report("kiosk-1", 1))
+    pub.send(report("kiosk-2", 1, printer_name=None))
+    wait_until(lambda: zone_state(engine)[0] == "meets", what="meets")
+    gone = report("kiosk-1", 2, printer_name=None)
+    gone.checks = [c for c in gone.checks if c.name != "portal"]
+    pub.send(gone)
+    _, reasons = wait_until(lambda: (s := zone_state(engine))[0] == "breach" and s, what="no printer left")
+    assert any(r.startswith("no working printer") for r in reasons), reasons
+    with Session(engine) as s:
+        assert s.exec(select(Printer).where(Printer.device_id == "kiosk-1")).scalars().all() == []
+    assert [(f, t) for f, t, _ in history(engine, "printer", "kiosk-1/HP-Hall-1")][-1] == ("ok", "gone")
+    assert [(f, t) for f, t, _ in history(engine, "check", "kiosk-1/portal")][-1] == ("ok", "gone")

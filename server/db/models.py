@@ -137,6 +137,7 @@ class History(SQLModel, table=True):
         Index("ix_history_subject_at", "subject", "subject_id", "at"),
         Index("ix_history_zone_at", "zone_id", "at"),
         Index("ix_history_device_seq", "device_id", "seq"),
+        Index("ix_history_device_at", "device_id", "at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     #: check | printer | device | presence | zone

@@ -31,12 +31,14 @@ class Changes:
     history: list[dict[str, Any]] = field(default_factory=list)
     checks: dict[tuple[str, str], CheckView | None] = field(default_factory=dict)
     printers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    printers_gone: set[tuple[str, str]] = field(default_factory=set)
     devices: set[str] = field(default_factory=set)
     new_devices: set[str] = field(default_factory=set)
     zones: set[int] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.history or self.checks or self.printers or self.devices or self.zones)
+        return bool(self.history or self.checks or self.printers or self.printers_gone or self.devices
+                    or self.zones)
 
 
 class Fleet:
@@ -123,8 +125,15 @@ class Fleet:
         if len(seen) != len(device.checks):
             changed = True
             for gone in [n for n in device.checks if n not in seen]:
-                del device.checks[gone]
+                self._history(changes, "check", f"{device.id}/{gone}", device, device.checks.pop(gone).status,
+                              "gone", at, "no longer reported (collector or target removed from the config)",
+                              report.seq)
                 changes.checks[(device.id, gone)] = None
+            reported = {c.printer for c in report.checks if isinstance(c, PrinterCheck)}
+            for gone in [p for p in device.printers if p not in reported]:  # a queue removed or renamed
+                self._history(changes, "printer", f"{device.id}/{gone}", device, device.printers.pop(gone).status,
+                              "gone", at, "no longer reported by its host", report.seq)
+                changes.printers_gone.add((device.id, gone))
         if changed:
             measured = max((c.status for c in device.checks.values()), key=_rank, default="unknown")
             if measured != device.measured:

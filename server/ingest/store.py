@@ -93,6 +93,8 @@ def write_changes(conn: Connection, fleet: Fleet, changes: Changes, now: float) 
         conn.execute(stmt.on_conflict_do_update(index_elements=["device_id", "name"],
                                                 set_={c: stmt.excluded[c] for c in cols}),
                      list(changes.printers.values()))
+    for device_id, name in sorted(changes.printers_gone):
+        conn.execute(delete(PRINTER).where(and_(PRINTER.c.device_id == device_id, PRINTER.c.name == name)))
     if changes.zones:
         conn.execute(update(ZONE).where(ZONE.c.id == bindparam("b_id")), [
             {"b_id": z, "status": fleet.zones[z].status, "status_since": fleet.zones[z].status_since,
