@@ -63,13 +63,15 @@ def payload(codec: Codec, device: str, seq: int, ts: float) -> bytes:
     )
 
 
-def queue_reports(broker: Mosquitto, devices: int, per_device: int, first_seq: int, work: Path) -> int:
+def queue_reports(
+    broker: Mosquitto, devices: int, per_device: int, first_seq: int, work: Path, prefix: str = "bench"
+) -> int:
     """Publish devices × per_device reports with mosquitto_pub (one process per device, 8 at a time)."""
     codec = Codec()
     now = time.time()
 
     def one(i: int) -> None:
-        device = f"bench-{i:05d}"
+        device = f"{prefix}-{i:05d}"
         lines = b"\n".join(payload(codec, device, first_seq + s, now + s * 0.001) for s in range(per_device))
         subprocess.run(
             [
@@ -130,7 +132,7 @@ def live_reference_rate(broker: Mosquitto, devices: int, per_device: int, work: 
     )
     time.sleep(0.5)
     started = time.perf_counter()
-    queue_reports(broker, devices, per_device, first_seq, work)
+    queue_reports(broker, devices, per_device, first_seq, work, "live")
     out, _ = sub.communicate(timeout=600)
     elapsed = time.perf_counter() - started
     assert out.count(b"\n") == n
@@ -148,7 +150,7 @@ def live_server_rate(
         before = conn.execute(select(func.count()).select_from(ReportRow)).scalar()
     n = devices * per_device
     started = time.perf_counter()
-    queue_reports(broker, devices, per_device, first_seq, work)
+    queue_reports(broker, devices, per_device, first_seq, work, "live")
     while True:
         with engine.connect() as conn:
             if conn.execute(select(func.count()).select_from(ReportRow)).scalar() - before >= n:
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = None
         if not args.no_postgres:
             cluster = PostgresCluster().start()
-            backends.append(("postgresql", cluster.url(cluster.create_database("bench"))))
+            backends.append(("postgresql", cluster.create_database("bench")))
         try:
             for label, url in backends:
                 rate, stored = server_rate(broker, url, args.devices, per_device, work, label)
