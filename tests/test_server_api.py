@@ -361,11 +361,11 @@ def test_openapi_lists_exactly_the_apps_routes_and_is_valid(fleet, tmp_path):
     refs = set(_refs(doc))
     assert refs and all(ref.removeprefix("#/components/schemas/") in schemas for ref in refs), refs - set(schemas)
     for path, ops in doc["paths"].items():
-        op = ops["get"]
-        template = {n.strip("{}") for n in path.split("/") if n.startswith("{")}
-        assert {p["name"] for p in op.get("parameters", []) if p["in"] == "path"} == template, path
-        assert "200" in op["responses"] and "400" in op["responses"], path
-        assert ("404" in op["responses"]) == bool(template or {"zone", "region_id"} & _query_names(op)), path
+        for op in ops.values():
+            template = {n.strip("{}") for n in path.split("/") if n.startswith("{")}
+            assert {p["name"] for p in op.get("parameters", []) if p["in"] == "path"} == template, path
+            assert {"200", "201"} & set(op["responses"]) and "400" in op["responses"], path
+            assert ("404" in op["responses"]) == bool(template or {"zone", "region_id"} & _query_names(op)), path
     zone_params = {p["name"] for p in doc["paths"]["/api/v1/zones"]["get"]["parameters"]}
     assert zone_params == {"status", "region_id", "limit", "offset"}
     history = {p["name"]: p for p in doc["paths"]["/api/v1/devices/{device_id}/history"]["get"]["parameters"]}
@@ -399,7 +399,7 @@ def api_schema(fleet):
 # gone), so each operation's strategy is run through hypothesis here, once with valid and once with invalid data.
 # Invalid data (NEGATIVE) only where a route has parameters to make invalid.
 @pytest.mark.parametrize(("path", "mode"), [
-    pytest.param(e.url, mode, id=f"{e.url}-{mode.value}") for e in ENDPOINTS
+    pytest.param(e.url, mode, id=f"{e.url}-{mode.value}") for e in ENDPOINTS if e.method == "GET"
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     if mode is GenerationMode.POSITIVE or e.query or e.path_params])
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(api_schema, path, mode):

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document, generated from the route declarations and their pydantic models.
 
-Response models go to ``components/schemas`` (one pydantic pass over all of them, so shared
-models are defined once); each query model's fields become query parameters.
+Response and body models go to ``components/schemas`` (one pydantic pass over all of them, so
+shared models are defined once); each query model's fields become query parameters, each body
+model a JSON request body.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(endpoints: list[Endpoint], *, version: str) -> dict[str, Any]:
-    models = [e.response for e in endpoints if e.response is not None]
-    _, top = models_json_schema([(m, "serialization") for m in dict.fromkeys([*models, Error])],
-                                ref_template=REF)
+    models = [(m, "serialization") for m in dict.fromkeys(
+        [*(e.response for e in endpoints if e.response is not None), Error])]
+    bodies = [(m, "validation") for m in dict.fromkeys(e.body for e in endpoints if e.body is not None)]
+    _, top = models_json_schema([*models, *bodies], ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
     for e in endpoints:
-        paths.setdefault(e.url, {})["get"] = operation(e)
+        paths.setdefault(e.url, {})[e.method.lower()] = operation(e)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -40,7 +42,8 @@ def document(endpoints: list[Endpoint], *, version: str) -> dict[str, Any]:
             "version": version,
             "description": "Read side of the zonewatch fleet server: which zones of the government information "
                            "disclosure fleet meet the rule (network up, a working query device, a working "
-                           "printer), which device is at fault and why, and the history of every change. "
+                           "printer), which device is at fault and why, and the history of every change; "
+                           "incidents, their acknowledgement, silences and the alerting configuration. "
                            "Times are ISO 8601 in UTC. Errors are JSON: {\"error\", \"parameter\", \"allowed\"}.",
         },
         "paths": paths,
@@ -59,16 +62,27 @@ def operation(e: Endpoint) -> dict[str, Any]:
                                "description": f"{description} Allowed: {describe(schema)}.".strip(),
                                "schema": schema})
     responses: dict[str, Any] = {
-        "200": _json(e.summary, _ref(e.response) if e.response is not None else {"type": "object"}),
+        str(e.status): _json(e.summary, _ref(e.response) if e.response is not None else {"type": "object"}),
     }
-    responses["400"] = _json("A query parameter is unknown, repeated or not allowed; the answer names it.",
-                             _ref(Error))
+    if e.body is not None:
+        responses["400"] = _json("The body is not a JSON object, or a field is missing, unknown or not allowed; "
+                                 "the answer names it.", _ref(Error))
+    else:
+        responses["400"] = _json("A query parameter is unknown, repeated or not allowed; the answer names it.",
+                                 _ref(Error))
     if e.not_found:
         responses["404"] = _json(e.not_found, _ref(Error))
+    if e.conflict:
+        responses["409"] = _json(e.conflict, _ref(Error))
+    if e.body is not None:
+        responses["413"] = _json("The body is too large.", _ref(Error))
+        responses["415"] = _json("The body is not sent as application/json.", _ref(Error))
     responses["503"] = _json("The database did not answer; try again.", _ref(Error))
     op = {"operationId": e.operation_id, "summary": e.summary, "tags": [e.tag], "responses": responses}
     if e.description:
         op["description"] = e.description
     if parameters:
         op["parameters"] = parameters
+    if e.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(e.body)}}}
     return op

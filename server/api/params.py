@@ -1,7 +1,8 @@
-"""Query parameters: one pydantic model per route, validated strictly, with errors that say what is allowed.
+"""Query parameters and JSON bodies: one pydantic model per route, validated strictly, with errors that say
+what is allowed.
 
-An unknown parameter, a repeated one, or a value outside what the model allows is answered
-``400 {"error", "parameter", "allowed"}`` — never ignored, so a typo (``limt=5``) is not
+An unknown parameter or body field, a repeated parameter, or a value outside what the model allows
+is answered ``400 {"error", "parameter", "allowed"}`` — never ignored, so a typo (``limt=5``) is not
 silently an unfiltered list.
 """
 
@@ -13,11 +14,12 @@ import json
 import math
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from multidict import MultiMapping
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
+from ..incidents.rules import RULES
 from .errors import ApiError, echo
 from .schemas import CheckStatus, DeviceStatus, Subject, ZoneStatus
 
@@ -25,6 +27,13 @@ MAX_OFFSET = 1_000_000_000
 MAX_ID = 2**31 - 1
 TIME_HELP = "an ISO 8601 time (2024-05-01T08:30:00Z; no offset means UTC) or seconds since the Unix epoch"
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+#: Printable text with at least one character that is not a space (a name, a reason).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+#: Like NAME_PATTERN, but line breaks and tabs are allowed (a comment).
+NOTE_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
+#: Any text but control characters other than line breaks and tabs; may be empty (an optional comment).
+COMMENT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+DEVICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def parse_time(value: Any) -> float:
@@ -62,9 +71,25 @@ TimeParam = Annotated[float, BeforeValidator(parse_time), WithJsonSchema({
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
     "description": "Time: " + TIME_HELP + ".",
 })]
+
+
+def parse_json_time(value: Any) -> float:
+    """A time in a JSON body: a number of epoch seconds, or an ISO 8601 string (not a number in a string)."""
+    return parse_time(value) if isinstance(value, int | float) else _iso(value if isinstance(value, str) else "")
+
+
+BodyTime = Annotated[float, BeforeValidator(parse_json_time), WithJsonSchema({
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+    "description": "Time: " + TIME_HELP + ".",
+})]
 Text64 = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 Limit = Annotated[int, Field(ge=1, le=1000, description="Items per page.")]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=DEVICE_PATTERN)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+Note = Annotated[str, Field(min_length=1, max_length=2000, pattern=NOTE_PATTERN)]
+RuleName = Literal[tuple(RULES)]  # type: ignore[valid-type]
+Severity = Literal["critical", "warning"]
 
 
 class Query(BaseModel):
@@ -106,6 +131,80 @@ class HistoryQuery(Query):
     offset: Offset | None = Field(None, description="Items to skip (instead of cursor).")
 
 
+class IncidentQuery(Paging):
+    status: Literal["open", "acknowledged", "resolved", "active"] | None = Field(
+        None, description="Only incidents with this status; active: open or acknowledged.")
+    severity: Severity | None = Field(None, description="Only incidents of this severity.")
+    rule: RuleName | None = Field(None, description="Only incidents of this rule.")
+    zone: Text64 | None = Field(None, description="Only incidents in the zone with this code.")
+    device: DeviceId | None = Field(None, description="Only incidents of this device (or a printer or check on it).")
+    since: TimeParam | None = Field(None, description="Incidents opened at or after this time.")
+    until: TimeParam | None = Field(None, description="Incidents opened before this time.")
+
+
+class SilenceQuery(Paging):
+    all: bool = Field(False, description="true: also silences that have ended; false: only active and scheduled "
+                                         "ones.")
+
+
+# -- JSON bodies -------------------------------------------------------------------------------
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AckBody(Body):
+    by: Name = Field(description="Who acknowledges: the person taking care of it.")
+    comment: Annotated[str, Field(max_length=2000, pattern=COMMENT_PATTERN)] = Field(
+        "", description="What they are doing about it; kept on the incident's timeline.")
+
+
+class SilenceBody(Body):
+    zone: Text64 | None = Field(None, description="Silence incidents in the zone with this code.")
+    device: DeviceId | None = Field(None, description="Silence incidents of this device and its printers and checks.")
+    rule: RuleName | None = Field(None, description="Silence incidents of this rule.")
+    starts_at: BodyTime | None = Field(None, description="When the silence begins; now when unset.")
+    ends_at: BodyTime | None = Field(None, description="When it ends (give this or duration_minutes).")
+    duration_minutes: Annotated[float, Field(gt=0, le=31 * 24 * 60, allow_inf_nan=False)] | None = Field(
+        None, description="How long it lasts from starts_at, in minutes (give this or ends_at).")
+    created_by: Name = Field(description="Who sets the silence.")
+    comment: Note = Field(description="Why: the maintenance, the repair, the closed hall.")
+
+
+B = TypeVar("B", bound=Body)
+
+
+def parse_body(model: type[B], content_type: str, raw: bytes) -> B:
+    """A JSON object → the body model; ApiError (400 naming the field, 415 for a non-JSON body) otherwise."""
+    fields = ", ".join(model.model_fields)
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(415, f"send the body as JSON with Content-Type: application/json (got {echo(content_type)})",
+                       parameter="body", allowed="a JSON object with " + fields)
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the request body is not valid JSON; send a JSON object with " + fields,
+                       parameter="body", allowed="a JSON object with " + fields) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the request body must be a JSON object with {fields}; got {echo(data)}",
+                       parameter="body", allowed="a JSON object with " + fields)
+    try:
+        return model.model_validate(data, strict=True)  # JSON has types: "5" is not a number
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a typo first
+        name = str(first["loc"][0]) if first["loc"] else "body"
+        if first["type"] == "extra_forbidden":
+            raise ApiError(400, f"unknown field {echo(name)}; this body takes {fields}", parameter=name,
+                           allowed=fields) from None
+        what = allowed(model, name)
+        if first["type"] == "missing":
+            raise ApiError(400, f"{name} is required: {what}", parameter=name, allowed=what) from None
+        raise ApiError(400, f"{name} must be {what}; got {echo(data.get(name))}", parameter=name,
+                       allowed=what) from None
+
+
 # -- parsing -----------------------------------------------------------------------------------
 
 Q = TypeVar("Q", bound=Query)
@@ -136,13 +235,13 @@ def parse_query(model: type[Q], query: MultiMapping[str]) -> Q:
                        allowed=what) from None
 
 
-def allowed(model: type[Query], name: str) -> str:
+def allowed(model: type[BaseModel], name: str) -> str:
     """What a parameter accepts, in words, from its JSON schema."""
     schema = param_schema(model, name)
     return describe(schema)
 
 
-def param_schema(model: type[Query], name: str) -> dict[str, Any]:
+def param_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
     """The JSON schema of one query parameter, without the ``null`` of an optional one."""
     prop = dict(model.model_json_schema(mode="validation")["properties"].get(name, {}))
     variants = [v for v in prop.get("anyOf", []) if v.get("type") != "null"]
@@ -166,14 +265,26 @@ def describe(schema: dict[str, Any]) -> str:
         if low is not None and high is not None:
             return f"an integer from {low} to {high}"
         return "an integer" + (f" of at least {low}" if low is not None else "")
+    if kind == "number":
+        low = schema.get("exclusiveMinimum", schema.get("minimum"))
+        return f"a number above {low:g} and at most {schema['maximum']:g}" if "maximum" in schema else "a number"
     if kind == "boolean":
         return "true or false"
     if kind == "string":
         text = f"text of {schema.get('minLength', 0)} to {schema.get('maxLength', 'any number of')} characters"
-        return text + (", without control characters" if schema.get("pattern") == TEXT_PATTERN else "")
+        return text + PATTERN_WORDS.get(schema.get("pattern"), "")
     if "anyOf" in schema and any(v.get("format") == "date-time" for v in schema["anyOf"]):
         return TIME_HELP
     return "a valid value"
+
+
+PATTERN_WORDS = {
+    TEXT_PATTERN: ", without control characters",
+    NAME_PATTERN: ", not blank, without control characters",
+    NOTE_PATTERN: ", not blank, without control characters other than line breaks and tabs",
+    COMMENT_PATTERN: ", without control characters other than line breaks and tabs",
+    DEVICE_PATTERN: ": letters, digits, '_', '.' and '-', starting with a letter or digit",
+}
 
 
 # -- history cursors ---------------------------------------------------------------------------

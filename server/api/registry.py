@@ -1,9 +1,10 @@
-"""Each API route declared once — path, handler, summary, query model, response model — and served from that.
+"""Each API route declared once — method, path, handler, summary, query or body model, response model.
 
 :func:`mount` adds the declared routes to an aiohttp app; :mod:`.openapi` builds the OpenAPI
-document from the same declarations. A handler receives the validated query model and returns
-a response model; the wrapper here answers 400/404 for :class:`~.errors.ApiError`, 503 when the
-database does not answer, and serialises the model.
+document from the same declarations. A handler receives the validated query model (GET) or the
+validated JSON body model (POST/DELETE with a body) and returns a response model; the wrapper
+here answers 400/404/409 for :class:`~.errors.ApiError`, 503 when the database does not answer,
+and serialises the model.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ApiError, echo, error_response
-from .params import Query, parse_query
+from .params import Body, Query, parse_body, parse_query
 from .schemas import dump
 
 log = logging.getLogger("zonewatch.api")
@@ -36,7 +37,7 @@ class PathParam:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One GET route of the API."""
+    """One route of the API."""
 
     path: str  # below PREFIX, e.g. "/zones/{code}"
     handler: Handler
@@ -48,6 +49,19 @@ class Endpoint:
     not_found: str | None = None
     description: str = ""
     tag: str = "fleet"
+    method: str = "GET"
+    #: A JSON request body, validated by this model (POST/DELETE); a route takes a query or a body, not both.
+    body: type[Body] | None = None
+    #: When set, the route answers 409 in this situation (described here).
+    conflict: str | None = None
+    #: HTTP status of a successful answer.
+    status: int = 200
+
+    def __post_init__(self) -> None:
+        if self.body is not None and self.query is not None:
+            raise ValueError(f"{self.path}: a route takes a query model or a body model, not both")
+        if self.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise ValueError(f"{self.path}: method {self.method!r}")
 
     @property
     def url(self) -> str:
@@ -59,15 +73,24 @@ class Endpoint:
 
 
 def mount(app: web.Application, endpoints: list[Endpoint]) -> None:
+    resources: dict[str, web.Resource] = {}  # one resource per path, with a route per method
     for endpoint in endpoints:
-        app.router.add_get(endpoint.url, _serve(endpoint), name=endpoint.operation_id, allow_head=False)
+        resource = resources.get(endpoint.url)
+        if resource is None:
+            resource = resources[endpoint.url] = app.router.add_resource(endpoint.url, name=endpoint.operation_id)
+        resource.add_route(endpoint.method, _serve(endpoint))
 
 
 def _serve(endpoint: Endpoint):
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
-            query = parse_query(endpoint.query, request.query) if endpoint.query else _no_query(request)
-            result = await endpoint.handler(request, query)
+            if endpoint.query is not None:
+                given = parse_query(endpoint.query, request.query)
+            else:
+                given = _no_query(request)
+                if endpoint.body is not None:
+                    given = parse_body(endpoint.body, request.content_type, await _read(request))
+            result = await endpoint.handler(request, given)
         except ApiError as exc:
             return exc.response()
         except SQLAlchemyError as exc:
@@ -79,10 +102,18 @@ def _serve(endpoint: Endpoint):
             log.exception("API request %s failed", request.path_qs[:500])
             return error_response(500, f"internal error answering {request.path}; the server log has the details")
         body = dump(result) if isinstance(result, BaseModel) else json.dumps(result).encode()
-        return web.Response(body=body, content_type="application/json")
+        return web.Response(status=endpoint.status, body=body, content_type="application/json")
 
     handle.__name__ = endpoint.operation_id
     return handle
+
+
+async def _read(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, f"the request body is larger than {request.client_max_size} bytes; send a small "
+                            "JSON object", parameter="body", allowed="a JSON object") from None
 
 
 def _no_query(request: web.Request) -> None:

@@ -7,9 +7,20 @@ from aiohttp import web
 from .. import __version__
 from . import routes_fleet as fleet
 from . import routes_history as history
+from . import routes_incidents as inc
 from . import schemas as S
+from . import schemas_incidents as SI
 from .openapi import document
-from .params import DeviceQuery, HistoryQuery, PrinterQuery, ZoneQuery
+from .params import (
+    AckBody,
+    DeviceQuery,
+    HistoryQuery,
+    IncidentQuery,
+    PrinterQuery,
+    SilenceBody,
+    SilenceQuery,
+    ZoneQuery,
+)
 from .registry import Endpoint, PathParam, mount
 
 ZONE_CODE = PathParam("code", "The zone's code (hall-01).", {"type": "string", "minLength": 1, "maxLength": 64})
@@ -18,6 +29,13 @@ DEVICE_ID = PathParam("device_id", "The device id (its MQTT user name).",
 NO_ZONE = "No zone has this code."
 NO_DEVICE = "No device has this id."
 NO_ZONE_FILTER = "No zone has the code given as zone."
+INCIDENT_ID = PathParam("id", "The incident's id (from /api/v1/incidents).",
+                        {"type": "integer", "minimum": 1, "maximum": inc.MAX_ID})
+SILENCE_ID = PathParam("id", "The silence's id (from /api/v1/silences).",
+                       {"type": "integer", "minimum": 1, "maximum": inc.MAX_ID})
+NO_INCIDENT = "No incident has this id."
+NO_SILENCE = "No silence has this id."
+ROLE_NOTE = " Open to anyone who reaches the server for now; a later release requires the oncall or admin role."
 
 
 async def openapi(request: web.Request, _query: None) -> dict:
@@ -46,6 +64,32 @@ ENDPOINTS: list[Endpoint] = [
              tag="history", description="since ≤ at < until; ordered by at, then id."),
     Endpoint("/printers", fleet.printers, "Printers with host device, zone, conditions in plain words and "
              "supply levels", S.PrinterPage, PrinterQuery, not_found=NO_ZONE_FILTER),
+    Endpoint("/incidents", inc.incidents, "Incidents, newest first, with why nobody was told (deferred)",
+             SI.IncidentPage, IncidentQuery, not_found=NO_ZONE_FILTER, tag="incidents",
+             description="since ≤ opened_at < until. status=active: open or acknowledged."),
+    Endpoint("/incidents/{id}", inc.incident, "One incident and its timeline: opened, notified whom, delivered, "
+             "acknowledged by whom, escalated, resolved", SI.IncidentDetail, path_params=(INCIDENT_ID,),
+             not_found=NO_INCIDENT, tag="incidents"),
+    Endpoint("/incidents/{id}/ack", inc.ack_incident, "Acknowledge an incident: escalation and reminders stop",
+             SI.IncidentDetail, path_params=(INCIDENT_ID,), not_found=NO_INCIDENT, tag="incidents", method="POST",
+             body=AckBody, conflict="The incident is resolved: there is nothing to acknowledge.",
+             description="Acknowledging an acknowledged incident changes nothing and answers it as it is "
+                         "(acked_by says who was first). A comment is kept on the timeline." + ROLE_NOTE),
+    Endpoint("/silences", inc.silences, "Silences: active and scheduled ones, or all with all=true",
+             SI.SilencePage, SilenceQuery, tag="silences"),
+    Endpoint("/silences", inc.create_silence, "Silence notifications for a zone, device and/or rule for a while",
+             SI.SilenceItem, tag="silences", method="POST", body=SilenceBody, status=201,
+             description="Matching incidents are still opened and recorded (deferred: silenced) but nobody is "
+                         "told until the silence ends. At least one of zone, device, rule; ends_at or "
+                         "duration_minutes; at most 31 days." + ROLE_NOTE),
+    Endpoint("/silences/{id}", inc.silence, "One silence", SI.SilenceItem, path_params=(SILENCE_ID,),
+             not_found=NO_SILENCE, tag="silences"),
+    Endpoint("/silences/{id}", inc.end_silence, "End a silence now (the record is kept)", SI.SilenceItem,
+             path_params=(SILENCE_ID,), not_found=NO_SILENCE, tag="silences", method="DELETE",
+             description="Sets ends_at to now; a silence that has ended already is answered unchanged. "
+                         "Incidents it held are told at the next tick." + ROLE_NOTE),
+    Endpoint("/alerting", inc.alerting, "The effective alerting configuration: routes, rules, receivers "
+             "(names and kinds only) and timings", SI.Alerting, tag="alerting"),
     Endpoint("/openapi.json", openapi, "This document (OpenAPI 3.1)", None, tag="meta"),
 ]
 

@@ -52,8 +52,9 @@ class Error(Out):
     """Every 4xx/5xx answer of the API."""
 
     error: str = Field(description="What went wrong, to what, and what to do.")
-    parameter: str | None = Field(None, description="The query parameter at fault (400 only).")
-    allowed: str | None = Field(None, description="What the parameter accepts (400 only).")
+    parameter: str | None = Field(None, description="The query parameter or body field at fault (400 only); "
+                                                    "body: the request body as a whole.")
+    allowed: str | None = Field(None, description="What the parameter or field accepts (400 only).")
 
 
 # -- counts ------------------------------------------------------------------------------------

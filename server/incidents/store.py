@@ -102,3 +102,28 @@ class IncidentStore:
                           .order_by(IncidentEvent.at, IncidentEvent.id))
             return [{"at": e.at, "kind": e.kind, "actor": e.actor, "receiver": e.receiver, "detail": e.detail}
                     for e in rows]
+
+    # -- silences (written by the API; read by the pipeline through active_silence) ------------
+
+    def add_silence(self, silence: Silence) -> Silence:
+        with self.new_session() as s:
+            s.add(silence)
+            s.commit()
+            s.refresh(silence)
+            return silence
+
+    def end_silence(self, silence_id: int, now: float) -> Silence | None:
+        """End a silence now, keeping its record (who silenced what is audit data); None if there is none.
+
+        A silence that has ended already is returned unchanged. A scheduled one ends before it began.
+        """
+        with self.new_session() as s:
+            silence = s.get(Silence, silence_id)
+            if silence is None:
+                return None
+            if silence.ends_at > now:
+                silence.ends_at = now
+                s.add(silence)
+                s.commit()
+                s.refresh(silence)
+            return silence
