@@ -134,7 +134,8 @@ class IncidentEngine:
                 self.store.save, incident, "flapping",
                 f"{len(window)} re-activations within {self.alerts.flap_window:.0f} s: held as one incident")
             if self.open[key].notified_at is not None:
-                await self._notify(self.open[key], "flapping", self._chain_so_far(self.open[key]))
+                zone = await asyncio.to_thread(self.store.zone, incident.zone_id)
+                await self._notify(self.open[key], "flapping", self._told_so_far(self.open[key], zone), zone)
         else:
             self.open[key] = await asyncio.to_thread(self.store.save, incident, "reactivated", "condition back")
 
@@ -182,7 +183,8 @@ class IncidentEngine:
             self.flaps.pop(key, None)
             log.info("incident #%d resolved: %s", incident.id, incident.label)
             if incident.notified_at is not None:
-                await self._notify(incident, "resolved", self._chain_so_far(incident))
+                zone = await asyncio.to_thread(self.store.zone, incident.zone_id)
+                await self._notify(incident, "resolved", self._told_so_far(incident, zone), zone)
 
     async def acknowledge(self, incident_id: int, by: str, how: str = "api") -> Incident:
         async with self.lock:
@@ -225,23 +227,26 @@ class IncidentEngine:
                 if incident.status != "open":
                     continue
                 zone = await asyncio.to_thread(self.store.zone, incident.zone_id)
+                if await asyncio.to_thread(self.store.active_silence, zone.code, incident.device_id, incident.rule,
+                                           now):
+                    continue  # silenced after it was told: no reminders, no escalation meanwhile
                 chain = self._chain(incident, zone)
                 since = incident.last_notified_at or incident.notified_at
-                if incident.escalation_level + 1 < len(chain) and now - since >= self.alerts.escalate_after:
+                escalate_at = incident.notified_at + self.alerts.escalate_after * (incident.escalation_level + 1)
+                if incident.escalation_level + 1 < len(chain) and now >= escalate_at:
                     incident.escalation_level += 1
                     nxt = list(chain[incident.escalation_level])
                     self.open[key] = incident = await asyncio.to_thread(
                         self.store.save, incident, "escalated", f"not acknowledged: telling {', '.join(nxt)}")
                     await self._notify(incident, "escalated", nxt, zone)
                 elif self.alerts.renotify_every and now - since >= self.alerts.renotify_every:
-                    await self._notify(incident, "reminder", self._chain_so_far(incident, zone), zone)
+                    await self._notify(incident, "reminder", self._told_so_far(incident, zone), zone)
 
     def _chain(self, incident: Incident, zone: ZoneFacts) -> tuple[tuple[str, ...], ...]:
         return chain_of(self.alerts, route_for(self.alerts, incident, zone))
 
-    def _chain_so_far(self, incident: Incident, zone: ZoneFacts | None = None) -> list[str]:
+    def _told_so_far(self, incident: Incident, zone: ZoneFacts) -> list[str]:
         """Everyone told so far (for reminders, flapping and resolved notices)."""
-        zone = zone or self.store.zone(incident.zone_id)
         return [n for level in self._chain(incident, zone)[: incident.escalation_level + 1] for n in level]
 
     # -- telling people ----------------------------------------------------------------------
