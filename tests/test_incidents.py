@@ -26,11 +26,12 @@ def alerts_config(webhook, smtp=None, **alerts) -> str:
     options = {"resolve_hold": 0.5, "escalate_after": 3600, "renotify_every": 0, "retry_first": 0.2,
                "flap_window": 60, "flap_threshold": 3, **alerts}
     escalation = options.pop("escalation", [])
+    after_hours = options.pop("after_hours_receivers", [])
     receivers = ["hook", "mail"] if smtp else ["hook"]
     lines = ["[alerts]", 'public_url = "http://127.0.0.1:1"']
     lines += [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {v}" for k, v in options.items()]
     lines += ["[[alerts.routes]]", f"receivers = {receivers!r}".replace("'", '"'),
-              f"escalation = {escalation!r}".replace("'", '"')]
+              f"escalation = {escalation!r}".replace("'", '"'), f"after_hours = {after_hours!r}".replace("'", '"')]
     lines += ["[receivers.hook]", 'kind = "webhook"', f'url = "{webhook.url_for("/hook")}"']
     lines += ["[receivers.boss]", 'kind = "webhook"', f'url = "{webhook.url_for("/boss")}"']
     if smtp:
@@ -247,3 +248,17 @@ def _post(url):
             return r.status, "acknowledged" in r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, False
+
+
+def test_after_hours_can_go_to_a_different_route_with_low_urgency(tmp_path, mosquitto, db, pub, webhook_receiver):
+    make_zone(db, "closed-hall", hours={"mon": ["00:00-00:01"]}, kiosks=("kiosk-c",))
+    config = alerts_config(webhook_receiver, after_hours="route", after_hours_receivers=["boss"])
+    server = start(tmp_path, mosquitto, db, config)
+    try:
+        pub.send(two_printers("kiosk-c", 1, "critical", "media-jam"))
+        wait_until(lambda: webhook_receiver.requests_to("/boss"), what="after-hours receiver told")
+        notice = webhook_receiver.requests_to("/boss")[0].json
+        assert notice["urgency"] == "low" and notice["rule"] == "printer_media_jam"
+        assert webhook_receiver.requests_to("/hook") == []
+    finally:
+        server.stop()
