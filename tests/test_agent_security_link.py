@@ -72,11 +72,28 @@ def test_wrong_password_is_logged_clearly_and_nothing_is_lost(tmp_path, secured)
         log = wait_in_log(agent, "refused the connection")
         assert "refused the connection" in log and "check mqtt.username and the password" in log
         assert agent.proc.poll() is None, "a refused login must not stop the agent"
+        wait_for_spooled(tmp_path / "data" / "spool.db")  # the first report may still be on its way under load
     finally:
         agent.stop()
     spool = Spool(tmp_path / "data" / "spool.db")  # what was measured while refused is kept, not lost
     assert spool.backlog >= 1 and spool.dropped == 0
     spool.close()
+
+
+def wait_for_spooled(path, timeout: float = 20.0) -> None:
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+                tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+                if any(db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables if "report" in t):
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
 
 
 def test_untrusted_broker_certificate_is_refused(tmp_path, secured):
