@@ -11,6 +11,7 @@ import time
 
 from aiohttp import web
 
+from .auth.web import audit
 from .incidents.acklink import AckLinkError, check_token
 
 
@@ -48,6 +49,7 @@ async def ack_submit(request: web.Request) -> web.Response:
         incident = await engine.acknowledge_link(request.match_info["token"])
     except AckLinkError as exc:
         return _page("Not acknowledged", f"<p>{html.escape(str(exc))}</p>", exc.status)
+    await audit(request, "ack_incident", f"/api/v1/incidents/{incident.id}", "one-click link", actor="ack link")
     return _page("Acknowledged", f"<p>Incident #{incident.id} ({html.escape(incident.label)}) is acknowledged. "
                  "Escalation and reminders stop; you will be told when it is resolved.</p>")
 

@@ -7,6 +7,7 @@ when the app starts and closed when it stops, so tests run real servers on free 
 from __future__ import annotations
 
 import asyncio
+import html
 
 from aiohttp import web
 
@@ -27,11 +28,22 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
+    from .auth.web import CSRF_FIELD, current_user
+
+    user = current_user(request)
+    who = ""
+    if user is not None:
+        csrf = html.escape(user.csrf_token or "", quote=True)
+        who = (f"<p>Signed in as <b>{html.escape(user.username)}</b> ({html.escape(user.role)}).</p>"
+               + (f"<form method=post action=/logout><input type=hidden name={CSRF_FIELD} value='{csrf}'>"
+                  "<button>Sign out</button></form>" if user.via == "session" else ""))
     return web.Response(
         content_type="text/html",
-        text="<!doctype html><title>zonewatch</title><h1>zonewatch</h1>"
+        text="<!doctype html><meta charset=utf-8><title>zonewatch</title>"
+        f"<meta name=csrf-token content='{html.escape(user.csrf_token or '', quote=True) if user else ''}'>"
+        "<h1>zonewatch</h1>"
         "<p>The server is running. The fleet health page arrives with the web UI; the JSON API is at "
-        "<a href='/api/v1/summary'>/api/v1/summary</a>.</p>",
+        f"<a href='/api/v1/summary'>/api/v1/summary</a>.</p>{who}",
     )
 
 
@@ -44,7 +56,9 @@ def create_app(settings: Settings, *, with_broker: bool = True) -> web.Applicati
     app.router.add_get("/", _index)
     from .ack_pages import add_ack_routes
     from .api import setup_api
+    from .auth.web import setup as setup_auth
 
+    setup_auth(app, app[SERVICE].new_session)
     setup_api(app)
     add_ack_routes(app)
     return app

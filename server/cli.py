@@ -32,10 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     prov = sub.add_parser("provision", help="enrolment tokens, broker files, certificates, install bundles")
     prov.add_argument("what", choices=["token", "broker", "ca", "bundle"], help="what to provision")
 
-    user = sub.add_parser("user", help="manage local users of the web UI")
-    user.add_argument("action", choices=["add", "list", "remove", "passwd"], help="what to do")
-
-    cli_admin.register(sub)  # zone add|list, device add|move|list, import
+    cli_admin.register(sub)  # zone add|list, device add|move|list, import; user add|list|remove|passwd|token
     return parser
 
 

@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     """Add the ``zone``, ``device`` and ``import`` commands to the ``zonewatch`` sub-parsers."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    from .auth.cli import register as register_user
+
+    register_user(sub, common)
 
     zone = sub.add_parser("zone", help="add and list zones").add_subparsers(
         dest="action", metavar="ACTION", required=True

@@ -169,6 +169,38 @@ class Simulator(threading.Thread):
                             retain=retain)
 
 
+ADMIN_PASSWORD_FILE = "admin-password"
+
+
+def demo_admin(database_url: str, data: Path) -> str:
+    """The demo's ``admin`` user: made on first run with a random password kept in the data dir (0600)."""
+    import secrets
+
+    from .auth import store
+    from .db import make_engine, session_factory
+
+    path = data / ADMIN_PASSWORD_FILE
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as s:
+            exists = any(u.username == "admin" for u, _ in store.list_users(s))
+            if exists and path.exists():
+                return path.read_text(encoding="utf-8").strip()
+            password = secrets.token_urlsafe(15)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(password + "\n")
+            os.chmod(path, 0o600)
+            if exists:
+                store.set_password(s, "admin", password)
+            else:
+                store.add_user(s, "admin", "admin", password)
+            store.audit(s, "demo", "user_add", "user:admin", "role=admin")
+            return password
+    finally:
+        engine.dispose()
+
+
 def run_demo(port: int, devices: int | None, data_dir: str = "./zonewatch-demo") -> int:
     from .run import serve
     from .settings import parse_settings
@@ -181,14 +213,16 @@ def run_demo(port: int, devices: int | None, data_dir: str = "./zonewatch-demo")
             f'[server]\nport = {port}\ndata_dir = "{data}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{broker_port}"\n'
             'client_id = "zonewatch-demo-server"\n[health]\nsweep_every = 2\n', "<demo>")
         fleet = seed(settings.database_url)
+        password = demo_admin(settings.database_url, data)
         if devices:
             fleet = fleet[:devices]
         simulator = Simulator(broker_port, fleet)
         simulator.start()
         print(f"zonewatch demo: {len(fleet)} simulated devices in {len(FLEET)} zones; broker on 127.0.0.1:"
               f"{broker_port}; data in {data}", flush=True)
-        print(f"zonewatch demo: open http://127.0.0.1:{port}/ — the JSON API is at "
-              f"http://127.0.0.1:{port}/api/v1/zones (no login yet: sign-in arrives with the web UI)", flush=True)
+        print(f"zonewatch demo: open http://127.0.0.1:{port}/ — login: admin / {password} (kept in "
+              f"{data / ADMIN_PASSWORD_FILE}); the JSON API is at http://127.0.0.1:{port}/api/v1/zones "
+              "(signed in, or with an API token: see docs/run-server.md)", flush=True)
         code = serve(None, "127.0.0.1", port, settings=settings)
         simulator.stop_event.set()
         return code

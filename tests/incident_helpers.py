@@ -40,9 +40,11 @@ class Api:
         self.seq: dict[str, int] = {}
 
     def call(self, method: str, path: str, body=None, *, raw: bytes | None = None,
-             content_type: str = "application/json") -> tuple[int, dict]:
+             content_type: str = "application/json", headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        """As the test admin (a bearer token) unless ``headers`` say otherwise."""
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers=self.server.headers if headers is None else headers)
         if data is not None:
             request.add_header("Content-Type", content_type)
         try:

@@ -2,8 +2,9 @@
 
 ``ServerProcess(tmp, mqtt_port, database_url)`` writes a settings file and runs
 ``python -m server.run``; ``start()`` returns once ``/healthz`` says the database and the broker
-are fine; ``kill()`` is ``kill -9``. ``Fleetpub`` publishes protocol messages over a real MQTT
-connection (QoS 1, waits for every PUBACK).
+are fine; ``kill()`` is ``kill -9``. Before the first start it creates an admin user ``test-admin``
+with an API token in the database; ``get()`` and ``headers`` send it (``Authorization: Bearer``).
+``Fleetpub`` publishes protocol messages over a real MQTT connection (QoS 1, waits for every PUBACK).
 """
 
 from __future__ import annotations
@@ -43,12 +44,36 @@ class ServerProcess:
             f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\nclient_id = "{client_id or "zw-" + uuid.uuid4().hex[:8]}"\n'
             f"[health]\nsweep_every = {sweep_every}\n{extra}\n")
         self.proc: subprocess.Popen | None = None
+        self.database_url = database_url
+        self.token: str | None = None
+
+    def user(self, name: str, role: str, password: str | None = None) -> str:
+        """A user in the server's database with an API token (returned); created before or after start."""
+        from server.auth import store
+        from server.db import make_engine, session_factory, upgrade
+
+        engine = make_engine(self.database_url)
+        try:
+            upgrade(engine)
+            with session_factory(engine)() as s:
+                if not any(u.username == name for u, _ in store.list_users(s)):
+                    store.add_user(s, name, role, password)
+                return store.new_token(s, name)
+        finally:
+            engine.dispose()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The test admin's credentials, for any HTTP request to the server."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        if self.token is None:
+            self.token = self.user("test-admin", "admin")
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "server.run", "--config", str(self.config)],
@@ -65,9 +90,11 @@ class ServerProcess:
             return False
         return status == 200 and body["broker"]["ok"]
 
-    def get(self, path: str) -> tuple[int, dict]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        """(status, JSON) of a GET, as the test admin unless ``headers`` say otherwise."""
+        request = urllib.request.Request(self.url + path, headers=self.headers if headers is None else headers)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")

@@ -17,6 +17,13 @@ from .registry import Endpoint
 from .schemas import Error
 
 REF = "#/components/schemas/{model}"
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "An API token: `zonewatch user token NAME` prints one. Scripts use this."},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "zw_session",
+                      "description": "The browser session from /login. A state-changing call made with it "
+                                     "must also send the session's CSRF token (GET /api/v1/me) in X-CSRF-Token."},
+}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -44,10 +51,14 @@ def document(endpoints: list[Endpoint], *, version: str) -> dict[str, Any]:
                            "disclosure fleet meet the rule (network up, a working query device, a working "
                            "printer), which device is at fault and why, and the history of every change; "
                            "incidents, their acknowledgement, silences and the alerting configuration. "
-                           "Times are ISO 8601 in UTC. Errors are JSON: {\"error\", \"parameter\", \"allowed\"}.",
+                           "Times are ISO 8601 in UTC. Errors are JSON: {\"error\", \"parameter\", \"allowed\"}. "
+                           "Every route except this document needs a signed-in user (Authorization: Bearer "
+                           "<token>, or a session cookie); reads need the viewer role, acknowledging and "
+                           "silencing the oncall role, the audit log the admin role.",
         },
         "paths": paths,
-        "components": {"schemas": top.get("$defs", {})},
+        "components": {"schemas": top.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
+        "security": [{"bearerAuth": []}, {"sessionCookie": []}],
     }
 
 
@@ -77,8 +88,16 @@ def operation(e: Endpoint) -> dict[str, Any]:
     if e.body is not None:
         responses["413"] = _json("The body is too large.", _ref(Error))
         responses["415"] = _json("The body is not sent as application/json.", _ref(Error))
+    if e.needs:
+        responses["401"] = _json("No credentials, or they are not valid (a revoked token, an ended session).",
+                                 _ref(Error))
+        if e.needs != "viewer" or e.method != "GET":
+            responses["403"] = _json(f"Needs the {e.needs} role or above; or, with a session cookie, the CSRF "
+                                     "token is missing or wrong.", _ref(Error))
     responses["503"] = _json("The database did not answer; try again.", _ref(Error))
     op = {"operationId": e.operation_id, "summary": e.summary, "tags": [e.tag], "responses": responses}
+    if not e.needs:
+        op["security"] = []  # open to anyone
     if e.description:
         op["description"] = e.description
     if parameters:

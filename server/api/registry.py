@@ -19,6 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..auth import role_at_least
+from ..auth.web import audit, current_user
 from .errors import ApiError, echo, error_response
 from .params import Body, Query, parse_body, parse_query
 from .schemas import dump
@@ -56,12 +58,22 @@ class Endpoint:
     conflict: str | None = None
     #: HTTP status of a successful answer.
     status: int = 200
+    #: The least role that may call the route; default: viewer for GET, oncall for anything that changes state.
+    #: "" for a route open to anyone (no sign-in).
+    role: str | None = None
 
     def __post_init__(self) -> None:
         if self.body is not None and self.query is not None:
             raise ValueError(f"{self.path}: a route takes a query model or a body model, not both")
         if self.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             raise ValueError(f"{self.path}: method {self.method!r}")
+
+    @property
+    def needs(self) -> str:
+        """The least role that may call this route ("" for none)."""
+        if self.role is not None:
+            return self.role
+        return "viewer" if self.method == "GET" else "oncall"
 
     @property
     def url(self) -> str:
@@ -83,6 +95,13 @@ def mount(app: web.Application, endpoints: list[Endpoint]) -> None:
 
 def _serve(endpoint: Endpoint):
     async def handle(request: web.Request) -> web.StreamResponse:
+        user = current_user(request)
+        if endpoint.needs and (user is None or not role_at_least(user.role, endpoint.needs)):
+            if user is None:
+                return error_response(401, "sign in first: send Authorization: Bearer <token>",
+                                      headers={"WWW-Authenticate": 'Bearer realm="zonewatch"'})
+            return error_response(403, f"{endpoint.method} {endpoint.url} needs the {endpoint.needs} role or "
+                                       f"above; {user.username} is {user.role}")
         try:
             if endpoint.query is not None:
                 given = parse_query(endpoint.query, request.query)
@@ -101,6 +120,9 @@ def _serve(endpoint: Endpoint):
         except Exception:
             log.exception("API request %s failed", request.path_qs[:500])
             return error_response(500, f"internal error answering {request.path}; the server log has the details")
+        if endpoint.method != "GET":
+            detail = given.model_dump_json(exclude_none=True) if isinstance(given, BaseModel) else ""
+            await audit(request, endpoint.operation_id, request.path, detail)
         body = dump(result) if isinstance(result, BaseModel) else json.dumps(result).encode()
         return web.Response(status=endpoint.status, body=body, content_type="application/json")
 

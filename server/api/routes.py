@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import __version__
+from . import routes_auth as auth
 from . import routes_fleet as fleet
 from . import routes_history as history
 from . import routes_incidents as inc
@@ -35,7 +36,7 @@ SILENCE_ID = PathParam("id", "The silence's id (from /api/v1/silences).",
                        {"type": "integer", "minimum": 1, "maximum": inc.MAX_ID})
 NO_INCIDENT = "No incident has this id."
 NO_SILENCE = "No silence has this id."
-ROLE_NOTE = " Open to anyone who reaches the server for now; a later release requires the oncall or admin role."
+ROLE_NOTE = " Needs the oncall or admin role."
 
 
 async def openapi(request: web.Request, _query: None) -> dict:
@@ -90,7 +91,11 @@ ENDPOINTS: list[Endpoint] = [
                          "Incidents it held are told at the next tick." + ROLE_NOTE),
     Endpoint("/alerting", inc.alerting, "The effective alerting configuration: routes, rules, receivers "
              "(names and kinds only) and timings", SI.Alerting, tag="alerting"),
-    Endpoint("/openapi.json", openapi, "This document (OpenAPI 3.1)", None, tag="meta"),
+    Endpoint("/me", auth.me, "Who is asking: user name, role, and the CSRF token of a browser session", auth.Me,
+             tag="auth"),
+    Endpoint("/audit", auth.audit_log, "The audit log, newest first: every state-changing action, who, when, "
+             "from where", auth.AuditPage, auth.AuditQuery, tag="auth", role="admin"),
+    Endpoint("/openapi.json", openapi, "This document (OpenAPI 3.1)", None, tag="meta", role=""),
 ]
 
 

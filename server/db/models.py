@@ -240,3 +240,7 @@ class Silence(SQLModel, table=True):
     created_by: str = Field(max_length=200)
     comment: str = ""
     created_at: float
+
+
+# The sign-in tables live with the auth package; importing them here registers them with the metadata.
+from ..auth.models import ApiToken, AuditEntry, User, WebSession  # noqa: E402, F401
