@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.peers.http_target",
     "tests.peers.webhook",
     "tests.peers.smtp",
+    "tests.peers.browser",
 ]
