@@ -146,7 +146,6 @@ def test_out_of_paper_in_cupsd_pages_once_per_receiver_and_resolves_once(fleet, 
                                                                          smtp_server):
     engine, server, agent, queue = fleet["engine"], fleet["server"], fleet["agent"], fleet["queue"]
     notices = Notices(webhook_receiver, smtp_server)
-    # (the agent's first minutes may page a zone breach: see the xfail test below)
     wait_until(lambda: settled(engine), 60, f"zone {ZONE} meeting the rule (agent log: {agent.log})")
     time.sleep(SETTLE)
     notices.mark()
@@ -200,10 +199,6 @@ def test_out_of_paper_in_cupsd_pages_once_per_receiver_and_resolves_once(fleet, 
     wait_until(lambda: zone_status(engine) == "meets", 30, "the zone meeting the rule again")
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: the agent's birth message alone (before its first report) "
-                   "puts a never-reported zone in breach, and the breach is paged at once "
-                   "(server/health/rules.py evaluate_zone counts a device heard only by presence as a "
-                   "failing kiosk; zone_breach has hold 0)")
 def test_an_agent_coming_up_for_the_first_time_pages_nobody(fleet, webhook_receiver, smtp_server):
     engine, agent = fleet["engine"], fleet["agent"]
     wait_until(lambda: settled(engine), 60, f"zone {ZONE} meeting the rule (agent log: {agent.log})")

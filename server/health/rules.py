@@ -122,8 +122,14 @@ def _clock(ts: float | None, tz: str) -> str:
 
 def evaluate_zone(zone: ZoneView, devices: list[DeviceView]) -> tuple[str, list[str]]:
     """The zone's status (meets / degraded / breach / unknown) and the reasons for it."""
-    heard = [d for d in devices if d.last_seq is not None or d.online is not None]
+    # A device heard only by its birth message has not measured anything yet: it is *pending*, and
+    # judging the zone on it would page a breach every time an agent starts (the staleness sweep turns
+    # a device that stays pending into offline after 3 × its interval).
+    pending = [d for d in devices if d.online is True and d.last_seq is None]
+    heard = [d for d in devices if d.last_seq is not None or d.online is False]
     if not heard:
+        if pending:
+            return "unknown", [_waiting(pending)]
         return "unknown", ["no device in this zone has reported yet"] if devices else ["no devices in this zone"]
     breach: list[str] = []
     degraded: list[str] = []
@@ -172,8 +178,15 @@ def evaluate_zone(zone: ZoneView, devices: list[DeviceView]) -> tuple[str, list[
             if c.kind in DEVICE_KINDS and c.status in ("warning", "critical") and device_works(d):
                 degraded.append(f"{d.label} {n}: {c.summary or c.status}")
     if breach:
+        if pending and zone.status == "unknown":
+            # The zone is still coming up: wait for its devices' first reports before calling a breach.
+            return "unknown", [_waiting(pending), *breach]
         return "breach", breach + degraded
     return ("degraded", degraded) if degraded else ("meets", [])
+
+
+def _waiting(pending: list[DeviceView]) -> str:
+    return "waiting for the first report from " + ", ".join(d.label for d in pending)
 
 
 def _device_problem(d: DeviceView, tz: str) -> str:
