@@ -463,8 +463,35 @@ count = 5
     assert collector_class("network") is NetworkCollector
 
 
-def test_network_every_defaults_to_5_s() -> None:
-    assert parse_config('[agent]\ndevice_id = "k"\n' + OTHERS_OFF).collector_options["network"].every == 5.0
+def test_network_every_defaults_to_1_s() -> None:
+    """A target going down must be paged within 2 s with default settings (issue 5's target)."""
+    assert parse_config('[agent]\ndevice_id = "k"\n' + OTHERS_OFF).collector_options["network"].every == 1.0
+
+
+def test_a_target_with_its_own_every_keeps_its_last_result_until_due(tmp_path, listener) -> None:
+    """A costly target (the portal) can be probed less often than the cheap ones beside it."""
+    accepted: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as slow:
+        slow.bind((LOCALHOST, 0))
+        slow.listen(16)
+        port = slow.getsockname()[1]
+        collector = make(tmp_path, {"name": "fast", "probe": "tcp", "host": LOCALHOST, "port": listener},
+                         {"name": "slow", "probe": "tcp", "host": LOCALHOST, "port": port, "every": 3600})
+        try:
+            for _ in range(3):
+                checks = {c.name: c for c in collector.collect()}
+                assert checks["network:fast"].up and checks["network:slow"].up
+                slow.settimeout(0.5)
+                try:
+                    while True:
+                        conn, _ = slow.accept()
+                        conn.close()
+                        accepted.append(1)
+                except TimeoutError:
+                    pass
+        finally:
+            collector.close()
+    assert len(accepted) == 1, "the slow target is probed once in its hour, its result reused in between"
 
 
 @pytest.mark.parametrize(("target", "key", "words"), [

@@ -70,8 +70,8 @@ IPP_NOT_FOUND = 0x0406
 class Options(CollectorOptions, kw_only=True, forbid_unknown_fields=True):
     """``[collectors.printer]``"""
 
-    #: Seconds between runs. A run without CUPS events costs one small request.
-    every: Seconds = 2.0
+    #: Seconds between runs. A run without CUPS events costs one small request to the local CUPS.
+    every: Seconds = 1.0
     #: CUPS server: "host", "host:port" or a socket path. Unset: libcups' default, which honours
     #: the CUPS_SERVER environment variable and client.conf, so no config is needed on a CUPS host.
     cups_server: str | None = None
