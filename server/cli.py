@@ -29,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--faults", type=float, default=0.01, help="fault rate per device per interval")
     sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
 
-    prov = sub.add_parser("provision", help="enrolment tokens, broker files, certificates, install bundles")
-    prov.add_argument("what", choices=["token", "broker", "ca", "bundle"], help="what to provision")
+    from . import cli_provision
 
+    cli_provision.register(sub)  # provision ca|cert|broker|token|revoke|rotate
     cli_admin.register(sub)  # zone add|list, device add|move|list, import; user add|list|remove|passwd|token
     return parser
 
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("server", "demo"):
         return _serve(args)
+    if getattr(args, "provision", None) is not None:
+        from . import cli_provision
+
+        return cli_provision.run(args)
     if getattr(args, "admin", None) is not None:
         return cli_admin.run(args)
     print(f"zonewatch {args.command}: not available in this build yet.", file=sys.stderr)

@@ -147,6 +147,19 @@ class AlertsSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     routes: list[RouteSection] = msgspec.field(default_factory=list)
 
 
+class ProvisioningSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Directory of the broker's password and ACL files (passwd, acl) that enrolment, revocation and rotation
+    #: rewrite; empty: the server keeps no broker files (`zonewatch provision broker` writes them on demand).
+    broker_dir: str = ""
+    #: mosquitto's pid file (pid_file in mosquitto.conf): the broker is reloaded (SIGHUP) after each change.
+    #: Empty: the files are rewritten but the broker is not told.
+    broker_pid_file: str = ""
+    #: Broker URL handed to enrolled devices (mqtts://broker.example:8883); mqtt.url when empty.
+    device_broker_url: str = ""
+    #: CA certificate (PEM) handed to enrolled devices to verify the broker; mqtt.ca_file when empty.
+    device_ca_file: str = ""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
@@ -154,6 +167,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     health: HealthSection = msgspec.field(default_factory=HealthSection)
     retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
+    provisioning: ProvisioningSection = msgspec.field(default_factory=ProvisioningSection)
     #: Notification receivers by name, ``[receivers.oncall]`` with ``kind = "webhook"`` and the kind's options.
     receivers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
@@ -204,6 +218,10 @@ def parse_settings(text: str | bytes = b"", source: str = "<defaults>",
         raise ConfigError(source, path, reason) from None
     if not re.match(r"^mqtts?://[^/\s]+(:\d+)?/?$", settings.mqtt.url):
         raise ConfigError(source, "mqtt.url", f"{settings.mqtt.url!r} is not mqtt://host[:port] or mqtts://host[:port]")
+    device_url = settings.provisioning.device_broker_url
+    if device_url and not re.match(r"^mqtts?://[^/\s]+(:\d+)?/?$", device_url):
+        raise ConfigError(source, "provisioning.device_broker_url",
+                          f"{device_url!r} is not mqtt://host[:port] or mqtts://host[:port]")
     if settings.mqtt.password and settings.mqtt.password_file:
         raise ConfigError(source, "mqtt.password", "set password or password_file, not both")
     _check_alerts(settings, source)

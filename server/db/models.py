@@ -81,6 +81,8 @@ class Device(SQLModel, table=True):
     last_seq: int | None = Field(default=None, sa_type=BigInteger)
     seq_epoch: int = 0
     created_at: float = 0.0
+    #: When an admin revoked the device: its broker login is gone and it cannot enrol again under this id.
+    revoked_at: float | None = None
 
 
 class Printer(SQLModel, table=True):
@@ -242,5 +244,8 @@ class Silence(SQLModel, table=True):
     created_at: float
 
 
-# The sign-in tables live with the auth package; importing them here registers them with the metadata.
+# The sign-in tables live with the auth package, enrolment and device credentials with provisioning;
+# importing them here registers them with the metadata.
+from provisioning.models import DeviceCredential, EnrolmentToken  # noqa: E402, F401
+
 from ..auth.models import ApiToken, AuditEntry, User, WebSession  # noqa: E402, F401

@@ -22,41 +22,19 @@ last save is lost, as in a real crash. ``extra_conf`` is appended last and overr
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
 import pytest
 
+from provisioning.broker import hash_password, write_password_file  # noqa: F401 (re-exported)
 from tests.peers._util import free_port, is_root, require_binary, wait_for, wait_for_port
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
-PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default
-
-
-def hash_password(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
-    """A mosquitto 2 password hash: ``$7$<iterations>$<b64 salt>$<b64 PBKDF2-SHA512>``."""
-    salt = os.urandom(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def write_password_file(path: Path, users: Mapping[str, str]) -> Path:
-    """Write a mosquitto password file (mode 0600) for ``{user: password}``; returns path."""
-    for user in users:
-        if not user or ":" in user or "\n" in user:
-            raise ValueError(f"invalid mosquitto user name {user!r}")
-    text = "".join(f"{user}:{hash_password(pw)}\n" for user, pw in users.items())
-    path = Path(path)
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
 
 
 class Mosquitto:
