@@ -21,7 +21,8 @@ from protocol import Codec
 
 from .db import make_engine, session_factory, upgrade
 from .db.engine import describe
-from .db.models import History, MetricPoint, Report
+from .db.models import History, Incident, MetricPoint, Report
+from .events import EventBus
 from .health.fleet import Changes, Fleet
 from .incidents import acklink
 from .incidents.conditions import ConditionTracker
@@ -56,6 +57,8 @@ class FleetService:
         self.incidents: IncidentEngine | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
+        #: What changed (zone status, incidents), for live pages; see :mod:`server.events`.
+        self.events = EventBus()
 
     # -- life --------------------------------------------------------------------------------
 
@@ -81,13 +84,29 @@ class FleetService:
         signals = self.tracker.update(self.fleet, devices, zones, now)
         if signals and self.incidents is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.incidents.handle, signals)
+        if zones and self.events.wanted:
+            self._publish_zones(zones)
+
+    def _publish_zones(self, zone_ids: set[int]) -> None:
+        """Writer thread: each changed zone as it stands now, then the fleet's zone counts."""
+        for zone_id in sorted(zone_ids):
+            zone = self.fleet.zones.get(zone_id)
+            if zone is not None:
+                self.events.publish("zone", {"id": zone.id, "code": zone.code, "name": zone.name,
+                                             "status": zone.status, "since": zone.status_since,
+                                             "reasons": list(zone.reasons)})
+        counts = {"meets": 0, "degraded": 0, "breach": 0, "unknown": 0}
+        for zone in self.fleet.zones.values():
+            counts[zone.status if zone.status in counts else "unknown"] += 1
+        self.events.publish("counts", counts)
 
     async def start_incidents(self) -> None:
         """Start the incident engine on the running loop (after open())."""
         self.loop = asyncio.get_running_loop()
+        self.events.attach(self.loop)
         a = self.settings.alerts
         secret_path = Path(a.secret_file) if a.secret_file else Path(self.settings.server.data_dir) / "alert-secret"
-        self.incidents = IncidentEngine(self.settings, IncidentStore(self.new_session),
+        self.incidents = IncidentEngine(self.settings, PublishingIncidentStore(self.new_session, self.events),
                                         parse_receivers(self.settings.receivers, "settings"),
                                         acklink.load_secret(secret_path))
         await self.incidents.start(self.tracker.all_held())
@@ -171,3 +190,28 @@ class FleetService:
             if not self.link.connected:
                 broker["error"] = self.link.last_error or "connecting"
         return {"database": database, "broker": broker}
+
+
+class PublishingIncidentStore(IncidentStore):
+    """The incident store that also tells the event bus when an incident is opened or changes."""
+
+    def __init__(self, new_session, events: EventBus) -> None:
+        super().__init__(new_session)
+        self.events = events
+
+    def add(self, incident: Incident, event: str, detail: str = "") -> Incident:
+        stored = super().add(incident, event, detail)
+        self._publish(stored, event)
+        return stored
+
+    def save(self, incident: Incident, event: str | None = None, detail: str = "", **kw) -> Incident:
+        stored = super().save(incident, event, detail, **kw)
+        if event in ("acknowledged", "resolved", "reactivated", "flapping", "opened"):
+            self._publish(stored, event)
+        return stored
+
+    def _publish(self, incident: Incident, event: str) -> None:
+        self.events.publish("incident", {"id": incident.id, "event": event, "status": incident.status,
+                                         "rule": incident.rule, "severity": incident.severity,
+                                         "zone_id": incident.zone_id, "device_id": incident.device_id,
+                                         "label": incident.label})
