@@ -1,8 +1,8 @@
 """Sign-in over HTTP: the middleware that says who is asking, ``/login``, ``/logout``.
 
-- ``/healthz``, ``/login``, ``/api/v1/openapi.json`` and the signed one-click ack links ``/ack/…`` are
-  open; everything else needs a session cookie or ``Authorization: Bearer <token>``. Without one, the
-  JSON API answers 401 and a page redirects to ``/login``.
+- ``/healthz``, ``/login``, ``/api/v1/openapi.json``, the signed one-click ack links ``/ack/…`` and the
+  pages' stylesheet and script under ``/static/`` are open; everything else needs a session cookie or
+  ``Authorization: Bearer <token>``. Without one, the JSON API answers 401 and a page redirects to ``/login``.
 - A state-changing request (not GET/HEAD/OPTIONS) made with a session cookie must carry the session's
   CSRF token in ``X-CSRF-Token`` or a ``csrf_token`` form field (403 otherwise). Bearer requests are
   exempt: a browser never adds that header by itself.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import logging
 import secrets
 import time
@@ -36,7 +35,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/healthz", "/login", "/api/v1/openapi.json"})
-OPEN_PREFIXES = ("/ack/",)
+OPEN_PREFIXES = ("/ack/", "/static/")
 REQUEST_USER = web.RequestKey("zonewatch_user", Principal)
 DB = web.AppKey("auth_new_session", Callable)
 LIMITER = web.AppKey("auth_limiter", LoginLimiter)
@@ -112,18 +111,19 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         principal = await identify(request)
     except SQLAlchemyError as exc:
         log.warning("sign-in: the database did not answer: %s", str(exc).splitlines()[0][:300])
-        return _deny(api, 503, "the database did not answer; try again shortly, and see /healthz")
+        return _deny(request, api, 503, "the database did not answer; try again shortly, and see /healthz")
     if not principal:
         if api:
             why = ("the Authorization header holds no valid API token (expected Bearer zwt_…; a revoked token, or "
                    "its user was removed?)" if principal is False else
                    "sign in first: send Authorization: Bearer <token> (`zonewatch user token NAME` makes one) "
                    "or a session cookie from /login")
-            return _deny(True, 401, why, {"WWW-Authenticate": 'Bearer realm="zonewatch"'})
+            return _deny(request, True, 401, why, {"WWW-Authenticate": 'Bearer realm="zonewatch"'})
         raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs if request.method == "GET" else "/", safe=""))
     if request.method not in SAFE_METHODS and principal.via == "session" and not await _csrf_ok(request, principal):
-        return _deny(api, 403, f"the CSRF token is missing or wrong: send the session's token in {CSRF_HEADER} "
-                               f"(or the {CSRF_FIELD} form field); reload the page to get a fresh one")
+        return _deny(request, api, 403, f"the CSRF token is missing or wrong: send the session's token in "
+                                        f"{CSRF_HEADER} (or the {CSRF_FIELD} form field); reload the page to get a "
+                                        "fresh one")
     request[REQUEST_USER] = principal
     return await handler(request)
 
@@ -139,12 +139,13 @@ async def _csrf_ok(request: web.Request, principal: Principal) -> bool:
         return False
 
 
-def _deny(api: bool, status: int, error: str, headers: dict[str, str] | None = None) -> web.Response:
+def _deny(request: web.Request, api: bool, status: int, error: str,
+          headers: dict[str, str] | None = None) -> web.Response:
     if api:
         from ..api.errors import error_response
 
         return error_response(status, error, headers=headers)
-    return page("Not allowed" if status == 403 else "Sign in", f"<p>{html.escape(error)}</p>", status, headers)
+    return render_error(request, status, error, headers)
 
 
 def require(request: web.Request, role: str) -> Principal:
@@ -158,11 +159,12 @@ def require(request: web.Request, role: str) -> Principal:
 # -- pages -------------------------------------------------------------------------------------
 
 
-def page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    text = (f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<title>{html.escape(title)} — zonewatch</title><main style='font:16px system-ui;max-width:26em;"
-            f"margin:3em auto'><h1>{html.escape(title)}</h1>{body}</main></html>")
-    return web.Response(text=text, content_type="text/html", status=status, headers=headers)
+def render_error(request: web.Request, status: int, error: str,
+                 headers: dict[str, str] | None = None) -> web.Response:
+    """An error page in the web UI's look and the request's language."""
+    from ..web.render import error_page
+
+    return error_page(request, status, error, headers=headers)
 
 
 def safe_next(target: str | None) -> str:
@@ -177,21 +179,24 @@ def safe_next(target: str | None) -> str:
 
 def _login_page(request: web.Request, next_: str, message: str = "", status: int = 200,
                 headers: dict[str, str] | None = None, username: str = "") -> web.Response:
+    from ..web.render import render
+
     token = request.cookies.get(LOGIN_COOKIE) or ""
     if len(token) != 43:
         token = secrets.token_urlsafe(32)
-    note = f"<p role=alert style='color:#a00'>{html.escape(message)}</p>" if message else ""
-    field = "display:block;width:100%;font-size:1em;padding:.4em;margin:.2em 0 1em;box-sizing:border-box"
-    body = (f"{note}<form method=post action=/login><input type=hidden name={CSRF_FIELD} value='{token}'>"
-            f"<input type=hidden name=next value='{html.escape(next_, quote=True)}'>"
-            f"<label>User name<input name=username autocomplete=username required maxlength=64 "
-            f"value='{html.escape(username, quote=True)}' style='{field}' autofocus></label>"
-            f"<label>Password<input name=password type=password autocomplete=current-password required "
-            f"style='{field}'></label><button style='font-size:1em;padding:.5em 1.5em'>Sign in</button></form>")
-    response = page("Sign in", body, status, headers)
+    response = render(request, "login.html", {"token": token, "next": next_, "message": message,
+                                              "username": username}, status)
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Lax", secure=over_tls(request),
                         path="/login", max_age=3600)
     return response
+
+
+def _words(request: web.Request):
+    from ..web.render import words
+
+    return words(request)
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -210,22 +215,26 @@ async def login_submit(request: web.Request) -> web.Response:
     next_ = safe_next(str(form.get("next", "")))
     sent, expected = str(form.get(CSRF_FIELD, "")), request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        return _login_page(request, next_, "The sign-in form expired; please try again.", 403, username=username)
+        return _login_page(request, next_, _words(request).gettext("The sign-in form expired; please try again."),
+                           403, username=username)
     address, now = client_address(request), time.time()
     limiter = request.app[LIMITER]
     wait = limiter.retry_after(username, address, now)
     if wait is not None:
-        return _login_page(request, next_, f"Too many failed sign-ins; try again in {wait} s.", 429,
-                           {"Retry-After": str(wait)}, username=username)
+        return _login_page(request, next_, _words(request).gettext(
+            "Too many failed sign-ins; try again in %(n)s s.", n=wait), 429, {"Retry-After": str(wait)},
+            username=username)
     limiter.attempt(username, address, now)
     try:
         user = await db(request, store.authenticate, username[:200], password[:2048]) if username else None
     except SQLAlchemyError:
         limiter.forgive(username, address, now)
-        return _login_page(request, next_, "The database did not answer; try again shortly.", 503)
+        return _login_page(request, next_, _words(request).gettext("The database did not answer; try again shortly."),
+                           503)
     if user is None:
         await audit(request, "login_failed", f"user:{username[:64]}", actor=username[:64] or "-")
-        return _login_page(request, next_, "Wrong user name or password.", 401, username=username)
+        return _login_page(request, next_, _words(request).gettext("Wrong user name or password."), 401,
+                           username=username)
     limiter.succeeded(username, address, now)
     cookie, _csrf = await db(request, store.new_session, user, address)
     await audit(request, "login", f"user:{user.username}", actor=user.username)
