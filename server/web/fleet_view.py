@@ -14,7 +14,7 @@ from sqlalchemy import case, func, or_
 from sqlmodel import Session, select
 
 from ..api.fleet_queries import Regions, _zone_counts
-from ..db.models import ZONE_KINDS, ZONE_STATUSES, Device, Zone
+from ..db.models import ZONE_KINDS, ZONE_STATUSES, Device, Region, Zone
 from .render import PageError
 
 PAGE_SIZE = 50
@@ -22,6 +22,18 @@ MAX_SEARCH = 100
 #: Breach first, then degraded, unknown, and zones meeting the rule last.
 STATUS_ORDER = case({"breach": 0, "degraded": 1, "unknown": 2, "meets": 3}, value=Zone.status, else_=2)
 LEVELS = ("city", "district", "township")
+
+
+class PlainRegions(Regions):
+    """:class:`Regions` read as plain rows (id, name, level, parent), not ORM objects: several times faster."""
+
+    def __init__(self, session: Session) -> None:
+        rows = session.exec(select(Region.id, Region.name, Region.level, Region.parent_id)).all()
+        self.by_id = {r.id: r for r in rows}
+        self.children = {}
+        for r in sorted(rows, key=lambda r: (r.name, r.id)):
+            parent = r.parent_id if r.parent_id in self.by_id else None
+            self.children.setdefault(parent, []).append(r)
 
 
 @dataclass
@@ -153,14 +165,16 @@ def _matching(f: FleetFilter, regions: Regions, *, with_status: bool):
 
 
 def _district_of(regions: Regions, region_id: int | None) -> int | None:
-    """The district (or, above none, the top region) a zone's region belongs to."""
-    path = regions.path(region_id)
-    if not path:
-        return None
-    for ref in path:
-        if ref.level == "district":
-            return ref.id
-    return path[0].id if len(path) == 1 else path[-1].id
+    """The district a region is in (itself if it is one); above any district, the region itself."""
+    seen: set[int] = set()
+    rid = region_id
+    while rid in regions.by_id and rid not in seen:
+        seen.add(rid)
+        region = regions.by_id[rid]
+        if region.level == "district":
+            return rid
+        rid = region.parent_id
+    return region_id if region_id in regions.by_id else None
 
 
 def _rollup(session: Session, regions: Regions, where) -> list[RollupRow]:
@@ -168,8 +182,11 @@ def _rollup(session: Session, regions: Regions, where) -> list[RollupRow]:
     for clause in where:
         stmt = stmt.where(clause)
     rows: dict[int | None, RollupRow] = {}
+    districts: dict[int | None, int | None] = {}
     for region_id, status, n in session.exec(stmt):
-        key = _district_of(regions, region_id)
+        if region_id not in districts:
+            districts[region_id] = _district_of(regions, region_id)
+        key = districts[region_id]
         row = rows.get(key)
         if row is None:
             region = regions.by_id.get(key)
@@ -190,7 +207,7 @@ def _choices(regions: Regions) -> dict[str, list[tuple[int, str]]]:
 
 
 def fleet_view(session: Session, f: FleetFilter, words, page_size: int = PAGE_SIZE) -> FleetView:
-    regions = Regions(session)
+    regions = PlainRegions(session)
     _check_regions(f, regions, words)
     base = _matching(f, regions, with_status=False)
     stmt = select(Zone.status, func.count()).group_by(Zone.status)
