@@ -42,6 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--token", required=True, help="one-time enrolment token from an admin")
     enroll.add_argument("--config", default=DEFAULT_CONFIG,
                         help=f"where to write the config (default {DEFAULT_CONFIG})")
+    enroll.add_argument("--ca-file", metavar="FILE", help="CA that signed the server's HTTPS certificate "
+                        "(default: the system's CAs)")
+    enroll.add_argument("--device-id", metavar="ID", help="this device's id (default: the server picks one)")
+    enroll.add_argument("--name", help="a name people recognise (default: this machine's host name)")
+    enroll.add_argument("--zone", metavar="CODE", help="refuse unless the token is for this zone")
+    enroll.add_argument("--data-dir", default="/var/lib/zonewatch", metavar="DIR",
+                        help="the agent's spool and content directory (default /var/lib/zonewatch)")
+    enroll.add_argument("--user", default="zonewatch", help="system user the agent runs as: owns the config "
+                        "and data dir when it exists and this runs as root (default zonewatch)")
+    enroll.add_argument("--force", action="store_true", help="replace an existing config")
     return parser
 
 
@@ -55,8 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"zonewatch-agent: config error: {exc}", file=sys.stderr)
         return 3 if args.command == "check" else 78  # EX_CONFIG: systemd will not hammer restarts
-    print("zonewatch-agent enroll: enrolment is not available in this build yet.", file=sys.stderr)
-    return 3
+    return _enroll(args)
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from .enroll import EnrolFailed, enrol_device
+
+    try:
+        done = enrol_device(args.server, args.token, args.config, ca_file=args.ca_file, device_id=args.device_id,
+                            name=args.name, zone=args.zone, data_dir=args.data_dir, user=args.user, force=args.force)
+    except EnrolFailed as exc:
+        print(f"zonewatch-agent enroll: {exc}", file=sys.stderr)
+        return exc.code
+    print(f"enrolled as device {done.device_id} in zone {done.zone}; config written to {done.config}. "
+          "Start the agent: systemctl enable --now zonewatch-agent")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

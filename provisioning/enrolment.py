@@ -132,6 +132,7 @@ def enrol(s: Session, token: str, device_id: str | None = None, name: str = "",
     device.name = " ".join(name.split())[:200] or device.name
     secret = new_secret()
     s.add(device)
+    s.flush()  # the device row first: the credential refers to it
     s.add(DeviceCredential(device_id=device_id, mqtt_hash=hash_password(secret), issued_at=now))
     mark_placement_changed(s)
     s.commit()

@@ -42,6 +42,7 @@ PAGE_ROLES: dict[tuple[str, str], str] = {
 OPEN_WRITES = {
     ("POST", "/login"): "needs the sign-in form's own CSRF cookie and a password; rate limited",
     ("POST", "/ack/{token}"): "needs a signed, unexpired, single-use token from a notification",
+    ("POST", "/enroll"): "needs a one-time, unexpired enrolment token (tests/test_enrol_e2e.py)",
 }
 
 

@@ -7,5 +7,8 @@ from aiohttp import web
 
 def setup_api(app: web.Application) -> None:
     from .routes import add_routes
+    from .routes_provision import enroll
 
     add_routes(app)
+    # device-facing, outside /api/v1: open in the auth middleware, but it needs a one-time enrolment token
+    app.router.add_post("/enroll", enroll)

@@ -9,6 +9,7 @@ from . import routes_auth as auth
 from . import routes_fleet as fleet
 from . import routes_history as history
 from . import routes_incidents as inc
+from . import routes_provision as prov
 from . import schemas as S
 from . import schemas_incidents as SI
 from .openapi import document
@@ -17,6 +18,7 @@ from .params import (
     DeviceQuery,
     HistoryQuery,
     IncidentQuery,
+    Paging,
     PrinterQuery,
     SilenceBody,
     SilenceQuery,
@@ -95,6 +97,20 @@ ENDPOINTS: list[Endpoint] = [
              tag="auth"),
     Endpoint("/audit", auth.audit_log, "The audit log, newest first: every state-changing action, who, when, "
              "from where", auth.AuditPage, auth.AuditQuery, tag="auth", role="admin"),
+    Endpoint("/enrolment-tokens", prov.create_enrolment_token, "Make a one-time enrolment token for a zone "
+             "(the token is in this answer only)", prov.TokenCreated, tag="enrolment", method="POST",
+             body=prov.TokenBody, status=201, role="admin", not_found="No zone has the code given as zone.",
+             description="On the device: zonewatch-agent enroll --server URL --token TOKEN. The token works once, "
+                         "until it expires; it is stored only as a digest. Needs the admin role."),
+    Endpoint("/enrolment-tokens", prov.enrolment_tokens, "Enrolment tokens, newest first (never the tokens)",
+             prov.TokenPage, Paging, tag="enrolment", role="admin"),
+    Endpoint("/devices/{device_id}/revoke", prov.revoke_device, "Revoke a device: its broker login is removed "
+             "and the broker reloaded, so it is disconnected within seconds", prov.Revoked,
+             path_params=(DEVICE_ID,), not_found=NO_DEVICE, tag="enrolment", method="POST", role="admin"),
+    Endpoint("/devices/{device_id}/rotate", prov.rotate_device_secret, "Give a device a new MQTT secret (in this "
+             "answer only); the old one stops working when the broker reloads", prov.Rotated,
+             path_params=(DEVICE_ID,), not_found=NO_DEVICE, tag="enrolment", method="POST", role="admin",
+             conflict="The device is revoked."),
     Endpoint("/openapi.json", openapi, "This document (OpenAPI 3.1)", None, tag="meta", role=""),
 ]
 

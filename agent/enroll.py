@@ -1,0 +1,150 @@
+"""``zonewatch-agent enroll``: trade a one-time token for this device's identity, MQTT credentials and the
+broker's CA, and write the agent config. Standard library only (urllib): a device never needs aiohttp.
+
+Files written next to the config, each atomically: the config (0600), ``mqtt-password`` (0600) and
+``broker-ca.pem`` (0644), owned by the agent user when one is given or ``zonewatch`` exists and we are root.
+Nothing is sent when the config exists already (unless ``force``), so a token is never spent for nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from protocol import DEFAULT_PREFIX
+from provisioning.files import user_ids, write_atomic
+
+from .config import parse_config
+
+DEFAULT_USER = "zonewatch"
+EX_REFUSED, EX_UNAVAILABLE, EX_CANTCREAT = 1, 69, 73
+
+
+class EnrolFailed(Exception):
+    """Why enrolment did not happen, for the technician; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = EX_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Written:
+    device_id: str
+    zone: str
+    config: Path
+
+
+def request_enrolment(server: str, token: str, *, ca_file: str | None = None, device_id: str | None = None,
+                      name: str | None = None, zone: str | None = None, timeout: float = 30.0) -> dict:
+    """POST the token to ``<server>/enroll``; the server's answer, or :class:`EnrolFailed` saying why not."""
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EnrolFailed(f"--server {server!r} is not a URL like https://zonewatch.example")
+    url = server.rstrip("/") + "/enroll"
+    body = {"token": token.strip(), "name": name if name is not None else socket.gethostname()}
+    if device_id:
+        body["device_id"] = device_id
+    if zone:
+        body["zone"] = zone
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    context = ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        try:
+            why = json.loads(err.read()).get("error") or err.reason
+        except (ValueError, AttributeError):
+            why = err.reason
+        raise EnrolFailed(f"the server refused the enrolment (HTTP {err.code}): {why}") from None
+    except urllib.error.URLError as err:
+        reason = err.reason
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise EnrolFailed(f"the server's TLS certificate is not trusted ({reason.verify_message}); give the CA "
+                              "that signed it with --ca-file", EX_UNAVAILABLE) from None
+        raise EnrolFailed(f"cannot reach the server at {server} ({reason}); check --server and the network",
+                          EX_UNAVAILABLE) from None
+    except (OSError, ValueError) as exc:
+        raise EnrolFailed(f"no usable answer from {url} ({exc}); is this a zonewatch server?", EX_UNAVAILABLE) \
+            from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("mqtt"), dict) or "device_id" not in answer:
+        raise EnrolFailed(f"the answer from {url} is not a zonewatch enrolment; is this a zonewatch server?",
+                          EX_UNAVAILABLE)
+    return answer
+
+
+def check_target(config_path: str | Path, force: bool) -> Path:
+    """Refuse (before any token is spent) to replace an existing config unless ``force``."""
+    path = Path(config_path)
+    if path.exists() and not force:
+        raise EnrolFailed(f"{path} exists already: this device looks enrolled. Give --force to replace it, or "
+                          "--config to write elsewhere", EX_CANTCREAT)
+    if not path.parent.is_dir():
+        raise EnrolFailed(f"directory {path.parent} does not exist; create it (mkdir -p {path.parent})",
+                          EX_CANTCREAT)
+    return path
+
+
+def _q(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a TOML basic string
+
+
+def config_text(answer: dict, data_dir: str, password_file: Path, ca_file: Path | None) -> str:
+    m = answer["mqtt"]
+    lines = [f"# Written by `zonewatch-agent enroll` on {time.strftime('%Y-%m-%d %H:%M')}: device "
+             f"{answer['device_id']} in zone {answer.get('zone', '?')}. Every option: agent.example.toml.",
+             "[agent]", f"device_id = {_q(answer['device_id'])}", f"data_dir = {_q(data_dir)}", "",
+             "[mqtt]", f"url = {_q(m['url'])}", f"username = {_q(m['username'])}",
+             f"password_file = {_q(str(password_file))}"]
+    if ca_file is not None:
+        lines.append(f"ca_file = {_q(str(ca_file))}")
+    if m.get("topic_prefix") and m["topic_prefix"] != DEFAULT_PREFIX:
+        lines.append(f"topic_prefix = {_q(m['topic_prefix'])}")
+    return "\n".join(lines) + "\n"
+
+
+def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: str | None) -> Written:
+    """The config, the MQTT password and the broker CA, written safely; the config is validated first."""
+    m = answer["mqtt"]
+    ids = user_ids(user) if os.geteuid() == 0 else None
+    uid, gid = (ids[0], ids[1]) if ids else (None, None)
+    directory = config_path.parent
+    password_file = directory / "mqtt-password"
+    ca_file = directory / "broker-ca.pem" if m.get("ca_pem") else None
+    text = config_text(answer, data_dir, password_file, ca_file)
+    try:
+        parse_config(text, str(config_path))
+    except Exception as exc:  # what the server sent would make a config the agent refuses
+        raise EnrolFailed(f"the server's answer makes no valid agent config ({exc}); tell an admin") from None
+    try:
+        write_atomic(password_file, str(m["password"]) + "\n", 0o600, uid=uid, gid=gid)
+        if ca_file is not None:
+            write_atomic(ca_file, m["ca_pem"], 0o644)
+        Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
+        if uid is not None:
+            os.chown(data_dir, uid, gid)
+        write_atomic(config_path, text, 0o600, uid=uid, gid=gid)
+    except OSError as exc:
+        raise EnrolFailed(f"cannot write {exc.filename or config_path} ({exc.strerror}); run as root or give "
+                          "--config in a directory you can write. The token is spent: ask for a new one",
+                          EX_CANTCREAT) from None
+    return Written(answer["device_id"], str(answer.get("zone", "")), config_path)
+
+
+def enrol_device(server: str, token: str, config_path: str | Path, *, ca_file: str | None = None,
+                 device_id: str | None = None, name: str | None = None, zone: str | None = None,
+                 data_dir: str = "/var/lib/zonewatch", user: str | None = DEFAULT_USER,
+                 force: bool = False) -> Written:
+    path = check_target(config_path, force)
+    answer = request_enrolment(server, token, ca_file=ca_file, device_id=device_id, name=name, zone=zone)
+    return write_agent_files(answer, path, data_dir=data_dir, user=user)
