@@ -164,7 +164,7 @@ def test_refused_tokens_say_what_to_do(site):
     status, body = post(site.server, "/enroll", {"token": expired})
     assert status == 410 and "expired" in body["error"]
     status, body = post(site.server, "/api/v1/enrolment-tokens", {"zone": "nowhere"}, site.server.headers)
-    assert status == 404 and "nowhere" in body["error"]
+    assert status == 400 and "nowhere" in body["error"] and body["parameter"] == "zone"
     status, _ = post(site.server, "/api/v1/enrolment-tokens", {"zone": "hall-01"})  # no credentials
     assert status == 401
     viewer = site.server.user("viewer-1", "viewer")

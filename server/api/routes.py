@@ -99,7 +99,7 @@ ENDPOINTS: list[Endpoint] = [
              "from where", auth.AuditPage, auth.AuditQuery, tag="auth", role="admin"),
     Endpoint("/enrolment-tokens", prov.create_enrolment_token, "Make a one-time enrolment token for a zone "
              "(the token is in this answer only)", prov.TokenCreated, tag="enrolment", method="POST",
-             body=prov.TokenBody, status=201, role="admin", not_found="No zone has the code given as zone.",
+             body=prov.TokenBody, status=201, role="admin",
              description="On the device: zonewatch-agent enroll --server URL --token TOKEN. The token works once, "
                          "until it expires; it is stored only as a digest. Needs the admin role."),
     Endpoint("/enrolment-tokens", prov.enrolment_tokens, "Enrolment tokens, newest first (never the tokens)",

@@ -210,9 +210,16 @@ async def _run(request: web.Request, fn, *args, sync: bool = True):
     return await asyncio.to_thread(work)
 
 
+def _create_token(s, zone: str, *args):
+    try:
+        return create_token(s, zone, *args)
+    except NotFound as exc:  # a body field, not the path: 400 naming it
+        raise ApiError(400, str(exc), parameter="zone", allowed="the code of an existing zone") from None
+
+
 async def create_enrolment_token(request: web.Request, body: TokenBody) -> TokenCreated:
     user = current_user(request)
-    (token, row), _ = await _run(request, create_token, body.zone, body.expires_hours * 3600, body.role,
+    (token, row), _ = await _run(request, _create_token, body.zone, body.expires_hours * 3600, body.role,
                                  user.username if user else "", sync=False)
     return _item(TokenCreated, row, body.zone.strip(), token=token)
 
