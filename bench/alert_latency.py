@@ -136,10 +136,11 @@ def first_notice(receiver: TimedReceiver, mark: int, zone: str, kind: str, incid
 
 
 def zonewatch_trials(fault: str, trials: int, inject: Callable[[], float], restore: Callable[[], None],
-                     receiver: TimedReceiver, view: FleetView, deadline: float, rng: random.Random) -> list[Trial]:
-    """inject() makes the fault and returns when it appeared (monotonic); restore() clears it."""
+                     receiver: TimedReceiver, view: FleetView, deadline: float, rng: random.Random,
+                     results: list[Trial]) -> list[Trial]:
+    """inject() makes the fault and returns when it appeared (monotonic); restore() clears it. Each
+    finished trial is appended to ``results`` at once, so a later failure keeps the trials before it."""
     _, zone, _, _ = FAULTS[fault]
-    results = []
     for k in range(1, trials + 1):
         if time.monotonic() + 60 + JITTER > deadline:
             log(f"{fault}: time budget spent, {k - 1} trials done")
@@ -310,20 +311,22 @@ def run(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -> tu
     results: dict[str, list] = {}
     errors: list[str] = []
 
-    def runner(key: str, body: Callable[[], list]) -> None:
+    def runner(key: str, body: Callable[[list], list]) -> None:
+        results[key] = []
         try:
-            results[key] = body()
+            body(results[key])
         except Exception as exc:  # reported, and the other fault types go on
             errors.append(f"{key}: {exc!r}")
             log(f"{key}: FAILED: {exc!r}")
 
     log(f"random seed {args.seed} (--seed to repeat the same pauses before the faults)")
-    threads = [threading.Thread(target=runner, args=(fault, lambda f=fault, p=plan: zonewatch_trials(
-        f, p[0], p[1], p[2], receiver, view, deadline, random.Random(f"{args.seed}-{f}"))), daemon=True)
+    threads = [threading.Thread(target=runner, args=(fault, lambda out, f=fault, p=plan: zonewatch_trials(
+        f, p[0], p[1], p[2], receiver, view, deadline, random.Random(f"{args.seed}-{f}"), out)), daemon=True)
         for fault, plan in plans.items() if plan[0] and fault in args.faults]
     if prom is not None:
-        threads.append(threading.Thread(target=runner, args=("prometheus", lambda: alert_prometheus.run_trials(
-            prom, args.prom_trials, deadline, log, random.Random(f"{args.seed}-prometheus"))), daemon=True))
+        threads.append(threading.Thread(target=runner, args=("prometheus", lambda out: out.extend(
+            alert_prometheus.run_trials(prom, args.prom_trials, deadline, log,
+                                        random.Random(f"{args.seed}-prometheus")))), daemon=True))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -382,12 +385,14 @@ def report(results: dict, machine: dict, args: argparse.Namespace, date: str) ->
         if stats is None and not results.get(fault):
             continue
         met = stats is not None and stats["p99"] <= target and all(t.latency is not None for t in results[fault])
+        wanted = args.frozen_trials if fault == "frozen" else args.trials
+        verdict = "MISSED" if not met else "MET" if len(results[fault]) >= wanted else "PART"  # failed midway
         verdicts[fault] = met
         ref_n = sum(1 for t in prom_trials if t.fault == fault and t.latency is not None)
         compared = "(not compared)" if fault not in prom else fmt(ref) if "prometheus" in results else "(not run)"
         print(f"{label:<28} {stats['n'] if stats else 0:>3} {fmt(stats):>20} "
               f"{(stats['max'] if stats else float('nan')):>6.2f}s {'≤ ' + format(target, 'g') + ' s':>13} "
-              f"{'MET' if met else 'MISSED':<6} {ref_n if fault in prom and 'prometheus' in results else '':>3} "
+              f"{verdict:<6} {ref_n if fault in prom and 'prometheus' in results else '':>3} "
               f"{compared:>24}")
         for p in ("p50", "p99"):
             if stats is None:
