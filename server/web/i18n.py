@@ -174,6 +174,17 @@ class Words:
         title = titles.get(rule)
         return title % {"subject": subject, "zone": zone} if title else subject
 
+    def event(self, kind: str) -> str:
+        """A step of an incident's timeline."""
+        _ = self.t.gettext
+        return {
+            "opened": _("opened"), "routed": _("routed"), "notified": _("notified"), "delivered": _("delivered"),
+            "delivery_failed": _("delivery failed"), "closed": _("held: zone closed"), "silenced": _("silenced"),
+            "inhibited": _("held: the zone is in breach"), "no-receivers": _("nobody to tell"),
+            "acknowledged": _("acknowledged"), "comment": _("comment"), "escalated": _("escalated"),
+            "reactivated": _("came back"), "flapping": _("flapping"), "resolved": _("resolved"),
+        }.get(kind, kind)
+
     def duration(self, seconds: float | None) -> str:
         """``2 h 5 min``, ``3 d 4 h``, ``45 s`` (two units at most)."""
         if seconds is None:
