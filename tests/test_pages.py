@@ -172,7 +172,8 @@ def test_fleet_filters_and_search(fleet, query, expected):
 @pytest.mark.parametrize(("query", "parameter"), [
     ("status=bogus", "status"), ("kind=spaceport", "kind"), ("city=abc", "city"), ("district=-1", "district"),
     ("township=99999", "township"), ("district={city}", "district"), ("page=0", "page"), ("page=x", "page"),
-    ("q=" + "x" * 101, "q"), ("q=%00", "q"), ("city=" + "9" * 30, "city"),
+    ("q=" + "x" * 101, "q"), ("q=%00", "q"), ("city=" + "9" * 30, "city"), ("page=%C2%B2", "page"),
+    ("city=%C2%B2", "city"), ("page=1000001", "page"), ("kind=%E2%80%8B", "kind"),
 ])
 def test_bad_filters_are_400_naming_the_parameter(fleet, query, parameter):
     answer = fleet.browser("vera").get("/?" + query.format(city=fleet.ids["city"]))
@@ -203,14 +204,14 @@ def test_zone_page_shows_devices_printers_hours_incidents_and_history(fleet):
 def test_zone_and_device_404_and_bad_window_400(fleet):
     b = fleet.browser("vera")
     for path in ("/zones/nope", "/devices/nope", "/zones/" + quote("a" * 300), "/devices/%E2%9C%93",
-                 "/incidents/999999", "/incidents/abc", "/no/such/page"):
+                 "/incidents/999999", "/incidents/abc", "/incidents/%C2%B2", "/no/such/page"):
         answer = b.get(path)
         assert answer.status == 404 and "Not found" in answer.text, (path, answer.status)
         assert "Traceback" not in answer.text
     for path, parameter in (("/zones/hall-1?days=5", "days"), ("/devices/kiosk-1?days=30", "days"),
                             ("/incidents?status=closed", "status"), ("/incidents?severity=huge", "severity"),
                             ("/incidents?rule=nope", "rule"), ("/incidents?zone=nope", "zone"),
-                            ("/incidents?page=-1", "page")):
+                            ("/incidents?page=-1", "page"), ("/incidents?page=%C2%B2", "page")):
         answer = b.get(path)
         assert answer.status == 400 and f'data-parameter="{parameter}"' in answer.text, (path, answer.text[-500:])
 
@@ -314,7 +315,8 @@ def test_oncall_acknowledges_and_silences_from_the_page(fleet):
     assert "Acknowledged. Escalation and reminders stop." in after and f'action="/incidents/{number}/ack"' not in after
 
     for form, parameter in (({"minutes": "0", "scope": "zone"}, "minutes"), ({"minutes": "x", "scope": "zone"},
-                            "minutes"), ({"minutes": "30", "scope": "planet"}, "scope")):
+                            "minutes"), ({"minutes": "²", "scope": "zone"}, "minutes"),
+                            ({"minutes": "30", "scope": "planet"}, "scope")):
         bad = otto.post(f"/incidents/{number}/silence", form={"csrf_token": csrf, **form})
         assert bad.status == 400 and f'data-parameter="{parameter}"' in bad.text
     answer = otto.post(f"/incidents/{number}/silence", form={"csrf_token": csrf, "minutes": "60", "scope": "zone",

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from ..api.fleet_queries import Regions, _zone_counts
 from ..db.models import ZONE_KINDS, ZONE_STATUSES, Device, Region, Zone
-from .render import PageError
+from .render import PageError, digits
 
 PAGE_SIZE = 50
 MAX_SEARCH = 100
@@ -107,7 +107,7 @@ def parse_filter(query, words) -> FleetFilter:
     for level in LEVELS:
         raw = query.get(level, "").strip()
         if raw:
-            if not raw.isdigit() or len(raw) > 10:
+            if not digits(raw) or len(raw) > 10:
                 raise PageError(400, words.gettext("%(param)s must be the id of a region from the list; got "
                                                    "%(value)s", param=level, value=repr(raw[:40])), parameter=level)
             setattr(f, level, int(raw))
@@ -129,7 +129,7 @@ def parse_filter(query, words) -> FleetFilter:
         raise PageError(400, words.gettext("q (the search) must be printable text of at most %(n)s characters",
                                            n=MAX_SEARCH), parameter="q")
     raw = query.get("page", "1").strip() or "1"
-    if not raw.isdigit() or not 1 <= int(raw[:6]) <= 100_000:
+    if not digits(raw) or len(raw) > 6 or not 1 <= int(raw) <= 100_000:
         raise PageError(400, words.gettext("page must be a page number, 1 or more; got %(value)s",
                                            value=repr(raw[:40])), parameter="page")
     f.page = int(raw)
@@ -229,4 +229,3 @@ def fleet_view(session: Session, f: FleetFilter, words, page_size: int = PAGE_SI
             for z in zones]
     return FleetView(counts, total, rows, max(1, -(-total // page_size)), _rollup(session, regions, base),
                      _choices(regions))
-

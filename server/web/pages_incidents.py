@@ -23,7 +23,7 @@ from ..app import SERVICE
 from ..auth.web import audit, require
 from ..db.models import Silence, Zone
 from ..incidents.rules import RULES
-from .render import PageError, render, words
+from .render import PageError, digits, render, words
 
 PAGE_SIZE = 50
 FILTERS = ("status", "severity", "rule", "zone")
@@ -39,7 +39,7 @@ def parse_query(query, w) -> tuple[IncidentQuery, int, str]:
         if raw:
             values[name] = raw
     raw_page = query.get("page", "1").strip() or "1"
-    if not raw_page.isdigit() or not 1 <= int(raw_page[:6]) <= 10_000:
+    if not digits(raw_page) or len(raw_page) > 6 or not 1 <= int(raw_page) <= 10_000:
         raise PageError(400, w.gettext("page must be a page number, 1 or more; got %(value)s",
                                        value=repr(raw_page[:40])), parameter="page")
     page = int(raw_page)
@@ -79,7 +79,7 @@ def _detail(session: Session, incident_id: int):
 
 def incident_id(request: web.Request, w) -> int:
     raw = request.match_info["id"]
-    if raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID:
+    if digits(raw) and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID:
         return int(raw)
     raise PageError(404, w.gettext("There is no incident #%(id)s. The incidents page lists them.", id=raw[:20]))
 
@@ -140,7 +140,7 @@ async def silence_submit(request: web.Request) -> web.Response:
         raise PageError(404, w.gettext("There is no incident #%(id)s. The incidents page lists them.", id=number))
     scope = str(form.get("scope", "zone"))
     raw = str(form.get("minutes", "")).strip()
-    if not raw.isdigit() or not 1 <= int(raw[:6]) <= 31 * 24 * 60:
+    if not digits(raw) or len(raw) > 6 or not 1 <= int(raw) <= 31 * 24 * 60:
         raise PageError(400, w.gettext("minutes must be a whole number of minutes from 1 to 44640 (31 days); got "
                                        "%(value)s", value=repr(raw[:20])), parameter="minutes")
     matchers = {"zone": {"zone": detail.zone.code if detail.zone else None},
