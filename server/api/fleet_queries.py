@@ -49,24 +49,37 @@ def fleet_counts(session: Session) -> dict[str, Any]:
 
 
 class Regions:
-    """Every region (a small table), with paths and subtrees; safe against loops in bad data."""
+    """Every region (a small table), with paths and subtrees; safe against loops in bad data.
+
+    Read as plain rows (id, name, level, parent_id), not ORM objects, and each path built once per
+    request: a zone list names the same few districts over and over.
+    """
 
     def __init__(self, session: Session) -> None:
-        self.by_id = {r.id: r for r in session.exec(select(Region))}
-        self.children: dict[int | None, list[Region]] = {}
-        for r in sorted(self.by_id.values(), key=lambda r: (r.name, r.id)):
+        rows = session.exec(select(Region.id, Region.name, Region.level, Region.parent_id)).all()
+        self.by_id = {r.id: r for r in rows}
+        self.children: dict[int | None, list] = {}
+        for r in sorted(rows, key=lambda r: (r.name, r.id)):
             parent = r.parent_id if r.parent_id in self.by_id else None
             self.children.setdefault(parent, []).append(r)
 
     def path(self, region_id: int | None) -> list[S.RegionRef]:
-        out: list[S.RegionRef] = []
-        seen: set[int] = set()
-        while region_id in self.by_id and region_id not in seen:
-            seen.add(region_id)
-            r = self.by_id[region_id]
-            out.append(S.RegionRef(id=r.id, name=r.name, level=r.level))
-            region_id = r.parent_id
-        return out[::-1]
+        """City first; each region's path is built once per request from its parent's."""
+        paths: dict[int | None, list[S.RegionRef]] = self.__dict__.setdefault("_paths", {})
+        if region_id in paths:
+            return paths[region_id]
+        chain: list[int] = []  # up from region_id to the first region whose path is known, or the top
+        rid = region_id
+        while rid in self.by_id and rid not in paths and rid not in chain:
+            chain.append(rid)
+            rid = self.by_id[rid].parent_id
+        above = paths.get(rid, []) if rid not in chain else []  # a loop in bad data ends the path
+        for rid in reversed(chain):
+            r = self.by_id[rid]
+            # Trusted rows of our own table: no validation (it was the largest cost of a zone list).
+            above = paths[rid] = [*above, S.RegionRef.model_construct(id=r.id, name=r.name, level=r.level)]
+        paths.setdefault(region_id, [])
+        return paths[region_id]
 
     def subtree(self, region_id: int) -> set[int]:
         found, todo = set(), [region_id]
@@ -77,7 +90,7 @@ class Regions:
                 todo += [c.id for c in self.children.get(rid, [])]
         return found
 
-    def roots(self) -> list[Region]:
+    def roots(self) -> list:
         """Top-level regions, plus one region of any loop (unreachable otherwise)."""
         roots = list(self.children.get(None, []))
         reached = set().union(*(self.subtree(r.id) for r in roots)) if roots else set()
@@ -95,7 +108,7 @@ def region_tree(session: Session) -> S.RegionTree:
         key = region_id if region_id in regions.by_id else None
         by_region.setdefault(key, Counter())[status] += 1
 
-    def node(region: Region, above: set[int]) -> S.RegionNode:
+    def node(region, above: set[int]) -> S.RegionNode:
         above = above | {region.id}
         children = [node(c, above) for c in regions.children.get(region.id, []) if c.id not in above]
         counts = Counter(by_region.get(region.id, Counter()))
@@ -135,7 +148,8 @@ def _zone_fields(zone: Zone, regions: Regions, devices: int, printers: int) -> d
 def list_zones(session: Session, q: ZoneQuery) -> S.ZonePage | None:
     """None when the region filter names no region."""
     regions = Regions(session)
-    stmt = select(Zone)
+    stmt = select(Zone.id, Zone.code, Zone.name, Zone.kind, Zone.status, Zone.status_since, Zone.reasons,
+                  Zone.region_id)  # plain rows: loading ORM objects cost more than the query
     if q.status is not None:
         stmt = stmt.where(Zone.status == q.status)
     if q.region_id is not None:
@@ -145,7 +159,8 @@ def list_zones(session: Session, q: ZoneQuery) -> S.ZonePage | None:
     total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
     zones = session.exec(stmt.order_by(Zone.code).offset(q.offset).limit(q.limit)).all()
     devices, printers = _zone_counts(session, [z.id for z in zones])
-    items = [S.ZoneItem(**_zone_fields(z, regions, devices[z.id], printers[z.id])) for z in zones]
+    # _zone_fields makes every field what the schema says (known statuses, UTC times, lists of str).
+    items = [S.ZoneItem.model_construct(**_zone_fields(z, regions, devices[z.id], printers[z.id])) for z in zones]
     return S.ZonePage(total=total, limit=q.limit, offset=q.offset, items=items)
 
 
