@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Exchange a one-time enrolment token for this device's "
                             "identity and credentials, and write the agent config.")
     enroll.add_argument("--server", required=True, help="server URL, e.g. https://zonewatch.example")
-    enroll.add_argument("--token", required=True, help="one-time enrolment token from an admin")
+    given = enroll.add_mutually_exclusive_group(required=True)
+    given.add_argument("--token", help="one-time enrolment token from an admin")
+    given.add_argument("--token-file", metavar="FILE", help="read the token from FILE (keeps it out of the "
+                       "process list; the install bundle's enrol-token)")
     enroll.add_argument("--config", default=DEFAULT_CONFIG,
                         help=f"where to write the config (default {DEFAULT_CONFIG})")
     enroll.add_argument("--ca-file", metavar="FILE", help="CA that signed the server's HTTPS certificate "
@@ -49,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--zone", metavar="CODE", help="refuse unless the token is for this zone")
     enroll.add_argument("--data-dir", default="/var/lib/zonewatch", metavar="DIR",
                         help="the agent's spool and content directory (default /var/lib/zonewatch)")
-    enroll.add_argument("--user", default="zonewatch", help="system user the agent runs as: owns the config "
-                        "and data dir when it exists and this runs as root (default zonewatch)")
+    enroll.add_argument("--user", default="zonewatch-agent", help="system user the agent runs as: owns the "
+                        "config and data dir when it exists and this runs as root (default zonewatch-agent)")
+    enroll.add_argument("--root", metavar="DIR", help="write the files under DIR (an image or a test root); "
+                        "--config and --data-dir stay the paths the device sees")
     enroll.add_argument("--force", action="store_true", help="replace an existing config")
     return parser
 
@@ -69,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from .enroll import EnrolFailed, enrol_device
+    from .enroll import EnrolFailed, enrol_device, read_token_file
 
     try:
-        done = enrol_device(args.server, args.token, args.config, ca_file=args.ca_file, device_id=args.device_id,
-                            name=args.name, zone=args.zone, data_dir=args.data_dir, user=args.user, force=args.force)
+        token = args.token if args.token is not None else read_token_file(args.token_file)
+        done = enrol_device(args.server, token, args.config, ca_file=args.ca_file, device_id=args.device_id,
+                            name=args.name, zone=args.zone, data_dir=args.data_dir, user=args.user, force=args.force,
+                            root=args.root)
     except EnrolFailed as exc:
         print(f"zonewatch-agent enroll: {exc}", file=sys.stderr)
         return exc.code

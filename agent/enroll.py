@@ -2,8 +2,10 @@
 broker's CA, and write the agent config. Standard library only (urllib): a device never needs aiohttp.
 
 Files written next to the config, each atomically: the config (0600), ``mqtt-password`` (0600) and
-``broker-ca.pem`` (0644), owned by the agent user when one is given or ``zonewatch`` exists and we are root.
+``broker-ca.pem`` (0644), owned by the agent user when one is given or ``zonewatch-agent`` exists and we are root.
 Nothing is sent when the config exists already (unless ``force``), so a token is never spent for nothing.
+With ``root`` (the install bundle's ``install.sh --root DIR``) the files go under DIR while the paths written
+into the config are those the device will see.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from provisioning.files import user_ids, write_atomic
 
 from .config import parse_config
 
-DEFAULT_USER = "zonewatch"
+DEFAULT_USER = "zonewatch-agent"
 EX_REFUSED, EX_UNAVAILABLE, EX_CANTCREAT = 1, 69, 73
 
 
@@ -83,9 +85,19 @@ def request_enrolment(server: str, token: str, *, ca_file: str | None = None, de
     return answer
 
 
-def check_target(config_path: str | Path, force: bool) -> Path:
+def under(root: str | Path | None, path: str | Path) -> Path:
+    """``path`` as seen from outside a root directory (``root`` None: the path itself)."""
+    path = Path(path)
+    if root is None:
+        return path
+    if not path.is_absolute():
+        raise EnrolFailed(f"with --root, give --config and --data-dir as absolute paths on the device ({path})")
+    return Path(root) / path.relative_to("/")
+
+
+def check_target(config_path: str | Path, force: bool, root: str | Path | None = None) -> Path:
     """Refuse (before any token is spent) to replace an existing config unless ``force``."""
-    path = Path(config_path)
+    path = under(root, config_path)
     if path.exists() and not force:
         raise EnrolFailed(f"{path} exists already: this device looks enrolled. Give --force to replace it, or "
                           "--config to write elsewhere", EX_CANTCREAT)
@@ -113,12 +125,14 @@ def config_text(answer: dict, data_dir: str, password_file: Path, ca_file: Path 
     return "\n".join(lines) + "\n"
 
 
-def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: str | None) -> Written:
-    """The config, the MQTT password and the broker CA, written safely; the config is validated first."""
+def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: str | None,
+                      root: str | Path | None = None) -> Written:
+    """The config, the MQTT password and the broker CA, written safely; the config is validated first.
+    ``config_path`` and ``data_dir`` are paths on the device, written under ``root`` when it is given."""
     m = answer["mqtt"]
-    ids = user_ids(user) if os.geteuid() == 0 else None
+    ids = user_ids(user) if os.geteuid() == 0 and root is None else None
     uid, gid = (ids[0], ids[1]) if ids else (None, None)
-    directory = config_path.parent
+    directory = Path(config_path).parent
     password_file = directory / "mqtt-password"
     ca_file = directory / "broker-ca.pem" if m.get("ca_pem") else None
     text = config_text(answer, data_dir, password_file, ca_file)
@@ -127,13 +141,13 @@ def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: s
     except Exception as exc:  # what the server sent would make a config the agent refuses
         raise EnrolFailed(f"the server's answer makes no valid agent config ({exc}); tell an admin") from None
     try:
-        write_atomic(password_file, str(m["password"]) + "\n", 0o600, uid=uid, gid=gid)
+        write_atomic(under(root, password_file), str(m["password"]) + "\n", 0o600, uid=uid, gid=gid)
         if ca_file is not None:
-            write_atomic(ca_file, m["ca_pem"], 0o644)
-        Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
+            write_atomic(under(root, ca_file), m["ca_pem"], 0o644)
+        under(root, data_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
         if uid is not None:
-            os.chown(data_dir, uid, gid)
-        write_atomic(config_path, text, 0o600, uid=uid, gid=gid)
+            os.chown(under(root, data_dir), uid, gid)
+        write_atomic(under(root, config_path), text, 0o600, uid=uid, gid=gid)
     except OSError as exc:
         raise EnrolFailed(f"cannot write {exc.filename or config_path} ({exc.strerror}); run as root or give "
                           "--config in a directory you can write. The token is spent: ask for a new one",
@@ -144,7 +158,19 @@ def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: s
 def enrol_device(server: str, token: str, config_path: str | Path, *, ca_file: str | None = None,
                  device_id: str | None = None, name: str | None = None, zone: str | None = None,
                  data_dir: str = "/var/lib/zonewatch", user: str | None = DEFAULT_USER,
-                 force: bool = False) -> Written:
-    path = check_target(config_path, force)
+                 force: bool = False, root: str | Path | None = None) -> Written:
+    check_target(config_path, force, root)
+    under(root, data_dir)  # an unusable --data-dir is refused before the token is spent
     answer = request_enrolment(server, token, ca_file=ca_file, device_id=device_id, name=name, zone=zone)
-    return write_agent_files(answer, path, data_dir=data_dir, user=user)
+    return write_agent_files(answer, Path(config_path), data_dir=data_dir, user=user, root=root)
+
+
+def read_token_file(path: str) -> str:
+    """The first line of ``--token-file`` (so the token never shows in the process list)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise EnrolFailed(f"cannot read the token file {path} ({exc.strerror}); check the path") from None
+    if not lines or not lines[0].strip():
+        raise EnrolFailed(f"the token file {path} is empty; it should hold one zwe_… token")
+    return lines[0].strip()

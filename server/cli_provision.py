@@ -1,4 +1,4 @@
-"""``zonewatch provision ca|cert|broker|token|revoke|rotate``: the fleet's certificates, broker files and
+"""``zonewatch provision ca|cert|broker|token|bundle|revoke|rotate``: the fleet's certificates, broker files and
 enrolment from the command line (the work is in :mod:`provisioning`).
 
 Exit codes as for the other admin commands (server/cli_admin.py): 0 done; 1 bad input, not found, a clash
@@ -75,6 +75,24 @@ def register(sub: Any) -> None:
     listing = token.add_parser("list", parents=[common], help="list enrolment tokens (never the tokens themselves)")
     listing.set_defaults(provision=_token_list, db=True)
 
+    bundle = what.add_parser("bundle", parents=[common], help="an install bundle for a kiosk (agent, unit, token)",
+                             description="Write what a technician copies to a kiosk: the agent's wheel(s), "
+                             "install.sh (user, venv, hardened systemd unit, enrolment) and a fresh one-time "
+                             "enrolment token for ZONE. On the kiosk: sudo sh install.sh")
+    bundle.add_argument("--zone", required=True, metavar="CODE", help="the zone the device enrols into")
+    bundle.add_argument("--out", required=True, metavar="DIR|FILE.tar.gz", help="a new directory, or a tarball")
+    bundle.add_argument("--server", metavar="URL", help="the server URL kiosks reach (default alerts.public_url)")
+    bundle.add_argument("--server-ca", metavar="FILE", help="CA of the server's HTTPS certificate, when the "
+                        "kiosks' system CAs do not know it")
+    bundle.add_argument("--token-expires", default="24h", metavar="TIME", help="token lifetime (default 24h)")
+    bundle.add_argument("--role", default="kiosk", help="kiosk, desktop or counter_pc (default kiosk)")
+    bundle.add_argument("--deps", choices=("none", "installed", "download"), default="none",
+                        help="carry the agent's dependencies: none (the kiosk's pip fetches them), installed "
+                        "(repacked from this machine, offline; same Python and architecture as the kiosks), "
+                        "download (pip wheel from the package index)")
+    bundle.add_argument("--wheel", metavar="FILE", help="use this zonewatch wheel instead of building one")
+    bundle.set_defaults(provision=_bundle, db=True)
+
     revoke = what.add_parser("revoke", parents=[common], help="revoke a device: its broker login goes at once")
     revoke.add_argument("device_id", metavar="DEVICE")
     revoke.set_defaults(provision=_revoke, db=True)
@@ -85,6 +103,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from provisioning.broker import BrokerError
+    from provisioning.bundle import BundleError
     from provisioning.ca import CaError
 
     from . import cli_admin
@@ -94,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             return args.provision(None, args)
         args.admin = lambda session, a: a.provision(session, a)
         return cli_admin.run(args)
-    except (BrokerError, CaError) as exc:
+    except (BrokerError, CaError, BundleError) as exc:
         print(f"zonewatch: {exc}", file=sys.stderr)
         return EX_INPUT
     except OSError as exc:
@@ -196,6 +215,38 @@ def _token_create(session: Any, args: argparse.Namespace) -> int:
     print(token)
     print(f"one-time enrolment token for zone {args.zone.strip()} ({row.role}), valid until {until}. On the device:\n"
           f"  zonewatch-agent enroll --server URL --token {token}", file=sys.stderr)
+    return 0
+
+
+def _bundle(session: Any, args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from provisioning.bundle import write_bundle
+    from provisioning.enrolment import create_token, parse_ttl
+
+    from .admin import find_zone
+    from .auth.cli import _actor
+
+    zone = find_zone(session, args.zone).code  # an unknown zone fails before anything is built
+    ttl = parse_ttl(args.token_expires)
+    server = (args.server or _settings(args).alerts.public_url).rstrip("/")
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--server {server!r} is not a URL like https://zonewatch.example.gov")
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        print(f"zonewatch: note: kiosks will enrol with {server}, this machine's own address; give --server with "
+              "the address kiosks reach", file=sys.stderr)
+
+    def make_token() -> str:
+        token, row = create_token(session, zone, ttl, args.role, _actor())
+        _audit(session, "enrolment_token_create", f"zone:{zone}", f"{row.prefix}… role={row.role} bundle")
+        return token
+
+    made = write_bundle(args.out, zone, server, make_token, deps=args.deps, wheel=args.wheel,
+                        server_ca=args.server_ca)
+    print(f"install bundle for zone {zone}: {made.path} ({len(made.wheels)} wheel(s)). It holds a one-time "
+          f"enrolment token valid for {args.token_expires}: copy it to the kiosk and run `sudo sh install.sh` there; "
+          "keep it like a key and delete it afterwards")
     return 0
 
 
