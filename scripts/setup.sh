@@ -53,4 +53,4 @@ zw_venv() {
 
 # Debian packages: the toolchain that builds pycups, and the real peers the server and tests use.
 ZW_BUILD_PACKAGES=(python3 python3-venv python3-dev gcc libcups2-dev iproute2 util-linux systemd)
-ZW_PEER_PACKAGES=(mosquitto mosquitto-clients cups-daemon cups-client cups-ipp-utils postgresql dbus avahi-daemon dnsmasq-base chromium)
+ZW_PEER_PACKAGES=(mosquitto mosquitto-clients cups-daemon cups-client cups-ipp-utils postgresql dbus avahi-daemon dnsmasq-base chromium fonts-noto-cjk)
