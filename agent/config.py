@@ -71,10 +71,48 @@ class SpoolSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_age: Annotated[float, Meta(gt=0, le=366 * 86400)] = 14 * 86400.0
 
 
+class ContentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: The zonewatch server bundles are downloaded from (https://zonewatch.example), written by enrolment. The
+    #: agent sends its credentials only to URLs under it; unset: content rollouts are refused.
+    server_url: str | None = None
+    #: The server's content signing public key (base64), written by enrolment (GET /device/content-key shows
+    #: it). A bundle not signed by it is refused.
+    signing_key: str | None = None
+    #: CA bundle that signed an https server_url's certificate; system CAs when unset.
+    ca_file: str | None = None
+    #: Where bundles are installed (``current`` links to the live one); default: <agent.data_dir>/content.
+    #: Keep [collectors.content] dir the same.
+    dir: str | None = None
+    #: Command run after the switch to make the kiosk show the new content, as a list, e.g.
+    #: ["systemctl", "restart", "kiosk-browser"]. Exit status 0 = success; anything else rolls back.
+    reload_command: list[str] = msgspec.field(default_factory=list)
+    #: Command that tells whether the kiosk works after the reload (exit 0 = yes), e.g.
+    #: ["curl", "-fs", "http://127.0.0.1:8000/"]. A failure rolls back.
+    health_command: list[str] = msgspec.field(default_factory=list)
+    #: Also require the kiosk collector's check (kiosk front end running) to pass after the reload.
+    check_kiosk: bool = True
+    #: Seconds to wait after the reload before the health check.
+    settle: Annotated[float, Meta(ge=0, le=600)] = 3.0
+    #: Seconds the reload and health commands may take.
+    command_timeout: Seconds = 60.0
+    #: Installed versions kept (the live one and earlier ones to roll back to).
+    keep_versions: Annotated[int, Meta(ge=2, le=100)] = 3
+    #: MiB that must stay free on the content volume beyond the bundle and its unpacked copy.
+    min_free_mb: Annotated[int, Meta(ge=0)] = 100
+    #: Entries a bundle may hold at most.
+    max_files: Annotated[int, Meta(ge=1)] = 20_000
+    #: MiB a bundle may unpack to at most (all files).
+    max_unpacked_mb: Annotated[int, Meta(ge=1)] = 2048
+    #: Seconds one HTTP read may stall before the download is retried (it resumes where it stopped).
+    http_timeout: Seconds = 30.0
+
+
 class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     agent: AgentSection
     mqtt: MqttSection = msgspec.field(default_factory=MqttSection)
     spool: SpoolSection = msgspec.field(default_factory=SpoolSection)
+    #: How content bundles are fetched, checked, installed and rolled back.
+    content: ContentSection = msgspec.field(default_factory=ContentSection)
     #: One table per collector, ``[collectors.<name>]``; see each collector's Options.
     collectors: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     #: Validated collector options by name (filled by load_config, not read from the file).
@@ -104,6 +142,9 @@ def parse_config(text: str | bytes, source: str = "<config>") -> AgentConfig:
         raise ConfigError(source, "mqtt.password", "set password or password_file, not both")
     if config.mqtt.reconnect_min > config.mqtt.reconnect_max:
         raise ConfigError(source, "mqtt.reconnect_min", "must not be larger than mqtt.reconnect_max")
+    url = config.content.server_url
+    if url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+        raise ConfigError(source, "content.server_url", f"{url!r} is not http(s)://host[:port][/path]")
     unknown = sorted(set(config.collectors) - set(REGISTRY))
     if unknown:
         raise ConfigError(source, f"collectors.{unknown[0]}",

@@ -122,6 +122,10 @@ def config_text(answer: dict, data_dir: str, password_file: Path, ca_file: Path 
         lines.append(f"ca_file = {_q(str(ca_file))}")
     if m.get("topic_prefix") and m["topic_prefix"] != DEFAULT_PREFIX:
         lines.append(f"topic_prefix = {_q(m['topic_prefix'])}")
+    content = answer.get("content")
+    if isinstance(content, dict) and content.get("server_url") and content.get("signing_key"):
+        lines += ["", "[content]", f"server_url = {_q(str(content['server_url']))}",
+                  f"signing_key = {_q(str(content['signing_key']))}"]
     return "\n".join(lines) + "\n"
 
 

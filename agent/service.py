@@ -14,12 +14,14 @@ from pathlib import Path
 
 import msgspec.inspect
 
-from protocol import Command, ProtocolError, Report, Topics, decode, encode, worst
+from protocol import Ack, Command, Desired, ProtocolError, Report, Topics, decode, encode, worst
 
 from . import __version__
 from .collectors import AgentContext, Collector, collector_class
 from .collectors.runner import CollectorRunner
 from .config import AgentConfig
+from .content.apply import Applier
+from .content.handler import ContentHandler, content_root
 from .link import MqttLink
 from .spool import Spool, SpoolLimits
 
@@ -49,6 +51,9 @@ class AgentService:
         self._change_pending = False
         self.link: MqttLink | None = None
         self.reports_written = 0
+        applier = Applier(config.content, content_root(config.content.dir, data), config.mqtt.username or
+                          config.agent.device_id, self._mqtt_password, self._kiosk_problem)
+        self.content = ContentHandler(applier, config.agent.device_id, self._send_ack, self._content_changed)
 
     # -- running --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -57,6 +62,7 @@ class AgentService:
                              on_acked=self._acked, on_message=self._message)
         self.link.start()
         tasks = [asyncio.create_task(self._sender(), name="sender")]
+        self.content.start()
         try:
             await asyncio.gather(*(self._first_run(c) for c in self.collectors))
             self._write_report("startup")
@@ -67,6 +73,7 @@ class AgentService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.content.stop()
             await loop.run_in_executor(None, self.link.stop)
             for collector in self.collectors:
                 collector.close()
@@ -151,7 +158,41 @@ class AgentService:
         message = decoded.message
         if isinstance(message, Command) and not retained:
             self.context.clock_offset = time.time() - message.ts
+        if isinstance(message, Desired):
+            self.content.desired(message)
+            return
         log.info("received %s (generation/command handling arrives with the rollout work)", decoded.topic.kind)
+
+
+    # -- content (agent/content/) --------------------------------------------------------------------------
+    def _send_ack(self, ack: Ack) -> None:
+        if self.link is not None:
+            self.link.publish_ack(encode(ack))
+
+    def _content_changed(self) -> None:
+        """Loop thread, after a bundle went live or was refused: report the content check at once."""
+        collector = next((c for c in self.collectors if c.name == "content"), None)
+
+        async def rerun() -> None:
+            if collector is not None:
+                self.latest[collector.name] = await self.runner.run(collector)
+            self._write_report("content")
+
+        asyncio.get_running_loop().create_task(rerun())
+
+    def _mqtt_password(self) -> str:
+        m = self.config.mqtt
+        if m.password_file:
+            return Path(m.password_file).read_text().strip()
+        return m.password or ""
+
+    def _kiosk_problem(self) -> str | None:
+        """Worker thread: None when the kiosk collector (if configured) says the front end runs, else why not."""
+        kiosk = next((c for c in self.collectors if c.name == "kiosk"), None)
+        if kiosk is None:
+            return None
+        bad = [c for c in kiosk.collect() if c.status == "critical"]
+        return bad[0].summary if bad else None
 
 
 def _valid_or_unknown(check, device_id: str):

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--faults", type=float, default=0.01, help="fault rate per device per interval")
     sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
 
-    from . import cli_provision
+    from . import cli_content, cli_provision
 
+    cli_content.register(sub)  # content upload
     cli_provision.register(sub)  # provision ca|cert|broker|token|revoke|rotate
     cli_admin.register(sub)  # zone add|list, device add|move|list, import; user add|list|remove|passwd|token
     return parser
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("server", "demo"):
         return _serve(args)
+    if getattr(args, "content", None) is not None:
+        from . import cli_content
+
+        return cli_content.run(args)
     if getattr(args, "provision", None) is not None:
         from . import cli_provision
 

@@ -160,6 +160,14 @@ class ProvisioningSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     device_ca_file: str = ""
 
 
+class ContentSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Base URL devices download content bundles from (https://zonewatch.example); empty: the address the admin
+    #: used to create the rollout. Devices send their credentials only to the server they enrolled with.
+    device_url: str = ""
+    #: Largest bundle upload accepted, in MiB.
+    max_upload_mb: Annotated[int, Meta(ge=1, le=65536)] = 2048
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
@@ -168,6 +176,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     provisioning: ProvisioningSection = msgspec.field(default_factory=ProvisioningSection)
+    content: ContentSection = msgspec.field(default_factory=ContentSection)
     #: Notification receivers by name, ``[receivers.oncall]`` with ``kind = "webhook"`` and the kind's options.
     receivers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 

@@ -10,5 +10,8 @@ def setup_api(app: web.Application) -> None:
     from .routes_provision import enroll
 
     add_routes(app)
+    from ..content.api import setup_content
+
+    setup_content(app)  # content: the bundle store and signing key; device download routes under /device/
     # device-facing, outside /api/v1: open in the auth middleware, but it needs a one-time enrolment token
     app.router.add_post("/enroll", enroll)

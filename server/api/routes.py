@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import __version__
+from ..content import api as content_api
 from . import routes_auth as auth
 from . import routes_fleet as fleet
 from . import routes_history as history
@@ -111,6 +112,7 @@ ENDPOINTS: list[Endpoint] = [
              "answer only); the old one stops working when the broker reloads", prov.Rotated,
              path_params=(DEVICE_ID,), not_found=NO_DEVICE, tag="enrolment", method="POST", role="admin",
              conflict="The device is revoked."),
+    *content_api.ENDPOINTS,
     Endpoint("/openapi.json", openapi, "This document (OpenAPI 3.1)", None, tag="meta", role=""),
 ]
 

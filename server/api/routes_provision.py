@@ -108,8 +108,19 @@ async def enroll(request: web.Request) -> web.Response:
     p, m = settings.provisioning, settings.mqtt
     answer = {"device_id": done.device_id, "zone": done.zone_code, "role": done.role,
               "mqtt": {"url": p.device_broker_url or m.url, "username": done.device_id, "password": done.secret,
-                       "topic_prefix": m.topic_prefix, "ca_pem": ca_pem}}
+                       "topic_prefix": m.topic_prefix, "ca_pem": ca_pem},
+              "content": await _content_answer(request)}
     return web.json_response(answer, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def _content_answer(request: web.Request) -> dict:
+    """Where the device fetches content bundles and the key they are signed with (server/content/)."""
+    from ..content.context import CONTENT
+
+    content = request.app[CONTENT]
+    key = await asyncio.to_thread(lambda: content.key.public_b64)
+    return {"server_url": content.settings.content.device_url or f"{request.scheme}://{request.host}",
+            "signing_key": key}
 
 
 def _ca_pem(settings) -> str | None:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from protocol import STATUS_RANK, Codec, Presence, ProtocolError, Report
+from protocol import STATUS_RANK, Ack, Codec, Presence, ProtocolError, Report
 
 from ..health.fleet import Changes, Fleet
 from . import late, metrics, store
@@ -80,6 +80,8 @@ class Writer:
         self._refusal_log: tuple[int, int] = (0, 0)  # (minute, logged in it)
         #: ``on_commit(devices, zones, now)``: called in the writer thread after each commit with what it touched.
         self.on_commit: Callable[[set[str], set[int], float], None] | None = None
+        #: ``on_ack(conn, ack, received_at)``: called in the writer's transaction for each ack (rollout progress).
+        self.on_ack: Callable[[Any, Ack, float], None] | None = None
 
     # -- life --------------------------------------------------------------------------------
 
@@ -264,6 +266,8 @@ class Writer:
                 device = fleet.device(message.device_id, item.received_at, changes)
                 device.last_heard = item.received_at
                 changes.devices.add(device.id)
+                if self.on_ack is not None and isinstance(message, Ack):
+                    self.on_ack(conn, message, item.received_at)
                 continue
             device = fleet.device(message.device_id, item.received_at, changes)
             key = (device.id, device.seq_epoch, message.seq)
