@@ -58,6 +58,7 @@ def site(tmp_path, mosquitto_factory, monkeypatch):
     broker_dir.mkdir()
     secret = new_secret()
     (tmp_path / "server.secret").write_text(secret + "\n")
+    (tmp_path / "server.secret").chmod(0o600)  # the server refuses a secret others may read
     files = BrokerFiles(broker_dir)
     files.write({}, {SERVER_USER: hash_password(secret)}, "zw/v1")
     broker = mosquitto_factory(password_file=files.password_file, acl_file=files.acl_file)
