@@ -27,7 +27,9 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, *, with_broker: bool = True) -> web.Application:
-    app = web.Application()
+    from .security import MAX_REQUEST_BYTES, setup_security
+
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[SETTINGS] = settings
     app[SERVICE] = FleetService(settings, with_broker=with_broker)
     app.cleanup_ctx.append(_service_ctx)
@@ -41,6 +43,7 @@ def create_app(settings: Settings, *, with_broker: bool = True) -> web.Applicati
     setup_api(app)
     add_ack_routes(app)
     setup_pages(app)
+    setup_security(app)  # last: its size-limit middleware first in line; headers on every answer
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,9 +30,18 @@ def serve(config: str | None, host: str | None = None, port: int | None = None,
         except ConfigError as exc:
             print(f"zonewatch: {exc}", file=sys.stderr)
             return 78
+    from .secret_files import check_secret_files, environment_keys
+
+    try:
+        warnings = check_secret_files(settings, config, environment_keys(os.environ))
+    except ConfigError as exc:
+        print(f"zonewatch: {exc}", file=sys.stderr)
+        return 78
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     setup_logging(settings.server.log_level)
+    for warning in warnings:
+        logging.getLogger("zonewatch.secrets").warning("%s", warning)
     Path(settings.server.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     print(f"zonewatch server: http://{host}:{port}/ (database {settings.database_url.split('@')[-1]}, "

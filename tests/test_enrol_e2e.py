@@ -51,6 +51,7 @@ def site(tmp_path, mosquitto_factory, monkeypatch):
     broker_dir.mkdir()
     server_secret = new_secret()
     (tmp_path / "server.secret").write_text(server_secret + "\n")
+    (tmp_path / "server.secret").chmod(0o600)  # the server refuses a secret every user may read
     files = BrokerFiles(broker_dir)
     files.write({}, {SERVER_USER: hash_password(server_secret)}, "zw/v1")
     tls_port = free_port()

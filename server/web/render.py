@@ -28,6 +28,7 @@ CATALOGS = web.AppKey("web_catalogs", dict)
 #: Paths whose errors are not pages (JSON API, event stream, static files, signed ack links).
 NOT_PAGES = ("/api/", "/events", "/static/", "/ack/", "/healthz")
 #: Pages run only our own script and stylesheet: an injected <script> or style would not run even if it got in.
+#: server/security.py sends it with every HTML answer (the one place security headers are set).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
@@ -79,7 +80,6 @@ def render(request: web.Request, template: str, context: dict | None = None, sta
     base.update(context or {})
     response = aiohttp_jinja2.render_template(template, request, base, status=status)
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("Content-Language", w.lang.replace("_", "-"))
     return response
 
