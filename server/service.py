@@ -32,6 +32,7 @@ from .incidents.store import IncidentStore
 from .ingest import store
 from .ingest.receiver import ReceiverProcess
 from .ingest.writer import Writer
+from .microcache import MicroCache
 from .notify import parse_receivers
 from .settings import Settings
 
@@ -60,6 +61,11 @@ class FleetService:
         self.started_at = time.time()
         #: What changed (zone status, incidents), for live pages; see :mod:`server.events`.
         self.events = EventBus()
+        #: Bumped by the writer after every commit that changed a device or zone (``views`` keys on it).
+        self.fleet_version = 0
+        #: Reads of the fleet's state that are the same for every user (fleet page, zone list, counts),
+        #: shared by concurrent requests and for a second; used on the event loop only.
+        self.views: MicroCache = MicroCache(ttl=1.0)
 
     # -- life --------------------------------------------------------------------------------
 
@@ -83,6 +89,8 @@ class FleetService:
 
     def _committed(self, devices: set[str], zones: set[int], now: float) -> None:
         """Writer thread, after a commit: which conditions began or ended → the incident engine."""
+        if devices or zones:
+            self.fleet_version += 1
         signals = self.tracker.update(self.fleet, devices, zones, now)
         if signals and self.incidents is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.incidents.handle, signals)

@@ -380,6 +380,7 @@ def test_the_event_stream_delivers_a_zone_going_into_breach(fleet):
     try:
         head = stream.wait_for(lambda t: "event: hello" in t)
         assert head.startswith("HTTP/1.") and "text/event-stream" in head
+        assert count(vera.get("/").text, "breach") == 1  # the page cache now holds the view before the change
         fleet.send("live-kiosk", printer="critical", condition="media-jam", printer_name="Live-Printer")
         zone = r'event: zone\ndata: \{[^\n]*"code":"live-1","name":"Live centre","status":"breach"'
         counts = r'event: counts\ndata: \{"meets":\d+,"degraded":\d+,"breach":2,"unknown":\d+\}'

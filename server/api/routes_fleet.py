@@ -34,8 +34,15 @@ async def read(request: web.Request, query: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(work)
 
 
+async def shared_read(request: web.Request, key: tuple, query: Callable[..., T], *args: Any) -> T:
+    """:func:`read` for what is the same for every user: shared by concurrent requests and for a
+    second, and read afresh once the fleet changed (:mod:`server.microcache`)."""
+    service = request.app[SERVICE]
+    return await service.views.get((*key, service.fleet_version), lambda: read(request, query, *args))
+
+
 async def summary(request: web.Request, _query: None) -> S.Summary:
-    counts = await read(request, Q.fleet_counts)
+    counts = await shared_read(request, ("fleet counts",), Q.fleet_counts)
     return S.Summary(generated_at=S.utc(time.time()), ingest=ingest_stats(request.app[SERVICE]), **counts)
 
 
@@ -61,7 +68,7 @@ async def regions(request: web.Request, _query: None) -> S.RegionTree:
 
 
 async def zones(request: web.Request, query: ZoneQuery) -> S.ZonePage:
-    page = await read(request, Q.list_zones, query)
+    page = await shared_read(request, ("zones", query.model_dump_json()), Q.list_zones, query)
     if page is None:
         raise ApiError(404, f"no region with id {query.region_id}; /api/v1/regions lists the regions and their ids")
     return page

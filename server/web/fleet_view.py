@@ -185,12 +185,22 @@ def _rollup(session: Session, regions: Regions, where) -> list[RollupRow]:
     return sorted(rows.values(), key=lambda r: (-r.counts["breach"], -r.counts["degraded"], r.parent, r.name))
 
 
-def _choices(regions: Regions) -> dict[str, list[tuple[int, str]]]:
+def _choices(regions: Regions, f: FleetFilter) -> dict[str, list[tuple[int, str]]]:
+    """The filter's options. Districts within the chosen city, townships only within the chosen district
+    or city: a whole province's townships would be most of the page's weight (and of its render time)."""
+    within = {"city": None, "district": f.city, "township": f.district or f.city}
+    scope = {level: regions.subtree(rid) if rid is not None else None for level, rid in within.items()}
     out: dict[str, list[tuple[int, str]]] = {level: [] for level in LEVELS}
     for r in regions.by_id.values():
-        if r.level in out:
-            parent = regions.by_id.get(r.parent_id)
-            out[r.level].append((r.id, f"{parent.name} / {r.name}" if parent and r.level != "city" else r.name))
+        if r.level not in out:
+            continue
+        allowed = scope[r.level]
+        if r.level == "township" and allowed is None and r.id != f.township:
+            continue
+        if allowed is not None and r.id not in allowed and r.id != getattr(f, r.level):
+            continue
+        parent = regions.by_id.get(r.parent_id)
+        out[r.level].append((r.id, f"{parent.name} / {r.name}" if parent and r.level != "city" else r.name))
     return {level: sorted(items, key=lambda i: i[1]) for level, items in out.items()}
 
 
@@ -216,4 +226,4 @@ def fleet_view(session: Session, f: FleetFilter, words, page_size: int = PAGE_SI
                     " / ".join(r.name for r in regions.path(z.region_id)), z.timezone, devices[z.id], printers[z.id])
             for z in zones]
     return FleetView(counts, total, rows, max(1, -(-total // page_size)), _rollup(session, regions, base),
-                     _choices(regions))
+                     _choices(regions, f))

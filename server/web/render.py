@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import role_at_least
@@ -68,7 +69,7 @@ def url_with(request: web.Request, **changes) -> str:
     return request.path + ("?" + urlencode(query) if query else "")
 
 
-def render(request: web.Request, template: str, context: dict | None = None, status: int = 200) -> web.Response:
+def _context(request: web.Request, context: dict | None) -> dict:
     w = words(request)
     user = current_user(request)
     base = {
@@ -78,7 +79,17 @@ def render(request: web.Request, template: str, context: dict | None = None, sta
         **i18n.template_callables(w),
     }
     base.update(context or {})
-    response = aiohttp_jinja2.render_template(template, request, base, status=status)
+    return base
+
+
+def render_part(request: web.Request, template: str, context: dict | None = None) -> Markup:
+    """A template that is part of a page, as HTML, with the same context as :func:`render` (to cache it)."""
+    return Markup(aiohttp_jinja2.get_env(request.app).get_template(template).render(_context(request, context)))
+
+
+def render(request: web.Request, template: str, context: dict | None = None, status: int = 200) -> web.Response:
+    w = words(request)
+    response = aiohttp_jinja2.render_template(template, request, _context(request, context), status=status)
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("Content-Language", w.lang.replace("_", "-"))
     return response
