@@ -18,6 +18,7 @@ from pydantic import Field
 from ..api.errors import ApiError
 from ..api.params import Body, Paging
 from ..api.registry import Endpoint, PathParam
+from ..api.routes_incidents import path_id
 from ..api.schemas import Out, Page, Time, utc
 from ..auth.web import current_user
 from ..errors import Conflict, NotFound
@@ -218,10 +219,8 @@ async def rollouts(request: web.Request, query: Paging) -> RolloutPage:
 
 
 def _rollout_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "a rollout id is a number; GET /api/v1/content/rollouts lists them") from None
+    """The path's id; anything that cannot be one (not digits, or beyond a database integer) is a 404."""
+    return path_id(request, "rollout", "GET /api/v1/content/rollouts lists them")
 
 
 async def rollout(request: web.Request, _query: None) -> RolloutDetail:
