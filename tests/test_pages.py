@@ -226,6 +226,8 @@ def test_device_page_shows_checks_latency_supplies_history_and_commands(fleet):
     assert '<svg class="chart"' in html and html.count("<polyline") == 2  # latency and the supply level
     assert "Recent commands" in html and "No commands have been sent to this device yet." in html
     assert "History" in html and "ok → critical" in html
+    history = html[html.index('id="device-history"'):]
+    assert "<td>kiosk-1/HP-Hall-1</td>" in history and "<td>kiosk-1/printer:HP-Hall-1</td>" not in history  # once
     assert fleet.browser("vera").get("/devices/kiosk-1?days=7").status == 200
 
 

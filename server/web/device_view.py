@@ -13,6 +13,9 @@ from ..db.models import History, MetricPoint, Zone
 from ..ingest.metrics import RESOLUTION
 
 HISTORY_ROWS = 100
+#: A printer check's history repeats its printer item's (the same change in the same words): pages show
+#: the printer item's only.
+NOT_PRINTER_CHECK = ~((History.subject == "check") & History.subject_id.like("%/printer:%"))
 
 
 @dataclass
@@ -37,7 +40,7 @@ def device_view(session: Session, device_id: str, codec, days: int, now: float |
     now = time.time() if now is None else now
     start = now - days * 86400
     checks = [c.model_dump() for c in detail.latest_report.checks] if detail.latest_report else []
-    history = session.exec(select(History).where(History.device_id == device_id)
+    history = session.exec(select(History).where(History.device_id == device_id, NOT_PRINTER_CHECK)
                            .order_by(History.at.desc(), History.id.desc()).limit(HISTORY_ROWS)).all()
     view = DeviceView(detail, tz, checks, list(history), start=start, end=now)
     points = session.exec(select(MetricPoint).where(MetricPoint.device_id == device_id,

@@ -14,6 +14,7 @@ from ..api.routes_incidents import list_incidents
 from ..api.schemas_incidents import IncidentItem
 from ..db.models import History
 from .availability import Availability, availability, state_segments
+from .device_view import NOT_PRINTER_CHECK
 
 HISTORY_ROWS = 200
 
@@ -46,7 +47,7 @@ def zone_view(session: Session, code: str, days: int, now: float | None = None) 
     hours = zone.opening_hours if isinstance(zone.opening_hours, dict) else {}
     holidays = zone.holidays if isinstance(zone.holidays, list) else []
     avail = availability(hours, holidays, zone.timezone, first, changes, start, now)
-    recent = session.exec(select(History).where(History.zone_id == zone.id, History.at >= start)
+    recent = session.exec(select(History).where(History.zone_id == zone.id, History.at >= start, NOT_PRINTER_CHECK)
                           .order_by(History.at.desc(), History.id.desc()).limit(HISTORY_ROWS)).all()
     incidents = list_incidents(session, IncidentQuery(zone=code, status="active", limit=100))
     return ZoneView(zone.id, detail, incidents.items if incidents else [], state_segments(first, changes, start, now),
