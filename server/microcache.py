@@ -3,8 +3,10 @@
 IT staff keep the fleet page open all day, and its live script reloads parts of it on every change;
 twenty people looking at the same view must not cost twenty renders. A render is shared by everyone
 asking for the same key while it runs (single flight) and for ``ttl`` seconds after, and the key
-includes the fleet's version, which the ingest writer bumps on every commit that changed a device or
-zone — so a change is never hidden; only the "for 2 h 5 min" texts can be up to ``ttl`` old.
+includes the fleet's version, which the ingest writer bumps on every commit that changed a status
+(check, printer, device, presence, zone) or added a device — so a change is never hidden, while the
+steady stream of "still the same" reports leaves the cache alone; only the "for 2 h 5 min" texts and
+what an admin changes from another process can be up to ``ttl`` old.
 Only what is the same for every user may be cached (never a CSRF token or a user name).
 """
 

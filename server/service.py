@@ -61,8 +61,6 @@ class FleetService:
         self.started_at = time.time()
         #: What changed (zone status, incidents), for live pages; see :mod:`server.events`.
         self.events = EventBus()
-        #: Bumped by the writer after every commit that changed a device or zone (``views`` keys on it).
-        self.fleet_version = 0
         #: Reads of the fleet's state that are the same for every user (fleet page, zone list, counts),
         #: shared by concurrent requests and for a second; used on the event loop only.
         self.views: MicroCache = MicroCache(ttl=1.0)
@@ -87,10 +85,13 @@ class FleetService:
             self.link = ReceiverProcess(self.settings, self.writer.submit_many)
             self.link.start()
 
+    @property
+    def fleet_version(self) -> int:
+        """Changes whenever a status in the fleet changed (the writer's ``state_version``): ``views`` keys on it."""
+        return self.writer.state_version if self.writer is not None else 0
+
     def _committed(self, devices: set[str], zones: set[int], now: float) -> None:
         """Writer thread, after a commit: which conditions began or ended → the incident engine."""
-        if devices or zones:
-            self.fleet_version += 1
         signals = self.tracker.update(self.fleet, devices, zones, now)
         if signals and self.incidents is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.incidents.handle, signals)

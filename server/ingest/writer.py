@@ -80,6 +80,9 @@ class Writer:
         self._refusal_log: tuple[int, int] = (0, 0)  # (minute, logged in it)
         #: ``on_commit(devices, zones, now)``: called in the writer thread after each commit with what it touched.
         self.on_commit: Callable[[set[str], set[int], float], None] | None = None
+        #: Bumped after each commit that changed a status (check, printer, device, presence, zone) or
+        #: added a device; a report that only says "still the same" leaves it. Read caches key on it.
+        self.state_version = 0
         #: ``on_ack(conn, ack, received_at)``: called in the writer's transaction for each ack (rollout progress).
         self.on_ack: Callable[[Any, Ack, float], None] | None = None
 
@@ -224,6 +227,8 @@ class Writer:
             if self.metrics.due(now):
                 store.upsert_metrics(conn, self.metrics.take(now))
                 store.set_mark(conn, metrics.WATERMARK, now)
+        if any(c.history or c.new_devices or c.zones or c.printers_gone for c in (applied, changes)):
+            self.state_version += 1
         if self.on_commit is not None:
             try:
                 self.on_commit(applied.devices | applied.new_devices | changes.devices,
