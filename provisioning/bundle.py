@@ -118,26 +118,38 @@ def _requirement_class():
     return Requirement
 
 
-def dependency_names(root: str = "zonewatch", extras: tuple[str, ...] = ("agent",)) -> list[str]:
-    """Every distribution ``root[extras]`` needs here, recursively (markers evaluated for this Python)."""
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The ``Requires-Dist`` lines of a wheel (what it was built with, not what is installed here)."""
+    with zipfile.ZipFile(wheel) as zf:
+        name = next((n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None)
+        if name is None:
+            raise BundleError(f"{wheel.name} has no METADATA: not a usable wheel")
+        text = zf.read(name).decode("utf-8", "replace")
+    return [line.split(":", 1)[1].strip() for line in text.split("\n\n", 1)[0].splitlines()
+            if line.startswith("Requires-Dist:")]
+
+
+def dependency_names(requires: list[str], extras: tuple[str, ...] = ("agent",)) -> list[str]:
+    """Every installed distribution ``requires`` (with ``extras``) needs, recursively, markers evaluated here."""
     requirement = _requirement_class()
     seen: dict[str, None] = {}
-    todo = [(root, set(extras))]
+    todo: list[tuple[list[str], set[str]]] = [(requires, set(extras))]
     while todo:
-        name, wanted = todo.pop()
-        try:
-            requires = metadata.distribution(name).requires or []
-        except metadata.PackageNotFoundError:
-            raise BundleError(f"{name} is not installed here, so --deps installed cannot carry it: "
-                              f"pip install 'zonewatch[agent]' first, or use --deps download") from None
-        for text in requires:
+        texts, wanted = todo.pop()
+        for text in texts:
             req = requirement(text)
             if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (wanted or {""})):
                 continue
             key = re.sub(r"[-_.]+", "-", req.name).lower()
-            if key not in seen:
-                seen[key] = None
-                todo.append((req.name, set(req.extras)))
+            if key in seen:
+                continue
+            seen[key] = None
+            try:
+                todo.append((metadata.distribution(req.name).requires or [], set(req.extras)))
+            except metadata.PackageNotFoundError:
+                raise BundleError(f"{req.name} (needed by the agent) is not installed here, so --deps installed "
+                                  "cannot carry it: pip install 'zonewatch[agent]' first, or use --deps download") \
+                    from None
     return list(seen)
 
 
@@ -181,7 +193,7 @@ def repack_installed(name: str, dest: Path) -> Path:
 
 def add_dependencies(dest: Path, wheel: Path, deps: str) -> list[Path]:
     if deps == "installed":
-        return [repack_installed(name, dest) for name in dependency_names()]
+        return [repack_installed(name, dest) for name in dependency_names(wheel_requirements(wheel))]
     if deps == "download":
         before = set(dest.iterdir())
         _pip(["wheel", "-q", "-w", str(dest), f"{wheel}[agent]"], "fetching the agent's dependencies",

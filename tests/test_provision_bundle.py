@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.bundle import repack_installed
+from provisioning.bundle import BundleError, dependency_names, repack_installed
 from server.cli import main as zonewatch
 from tests.server_process import wait_until
 from tests.test_enrol_e2e import site  # noqa: F401 (the fixture: server, broker with TLS, zones hall-01/02)
@@ -189,3 +189,10 @@ def test_repacked_wheels_carry_a_record_pip_accepts(tmp_path):
                            str(target), str(made)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (target / "paho" / "mqtt" / "client.py").exists()
+
+
+def test_dependencies_follow_the_built_wheel_and_say_what_is_missing():
+    names = dependency_names(['paho-mqtt>=2; extra == "agent"', 'aiohttp; extra == "server"', "msgspec>=0.18"])
+    assert names[:2] == ["paho-mqtt", "msgspec"] and "aiohttp" not in names
+    with pytest.raises(BundleError, match=r"no-such-agent-package .*not installed here.*--deps download"):
+        dependency_names(['no-such-agent-package>=1; extra == "agent"'])
