@@ -196,3 +196,19 @@ def test_dependencies_follow_the_built_wheel_and_say_what_is_missing():
     assert names[:2] == ["paho-mqtt", "msgspec"] and "aiohttp" not in names
     with pytest.raises(BundleError, match=r"no-such-agent-package .*not installed here.*--deps download"):
         dependency_names(['no-such-agent-package>=1; extra == "agent"'])
+
+
+def test_enroll_refuses_a_bad_token_file_or_root_before_sending_anything(tmp_path, capsys):
+    from agent.cli import main as agent
+
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    unused = "http://127.0.0.1:9"  # nothing listens: reaching it would fail with another message
+    for args, code, words in (
+            (["--token-file", str(tmp_path / "missing")], 1, "cannot read the token file"),
+            (["--token-file", str(empty)], 1, "is empty"),
+            (["--token", "zwe_x", "--root", str(tmp_path), "--config", "etc/agent.toml"], 1, "absolute paths"),
+            (["--token", "zwe_x", "--root", str(tmp_path), "--config", "/etc/zonewatch/agent.toml"], 73,
+             f"directory {tmp_path}/etc/zonewatch does not exist")):
+        assert agent(["enroll", "--server", unused, *args]) == code, args
+        assert words in capsys.readouterr().err, args
