@@ -123,7 +123,9 @@ def _serve(endpoint: Endpoint):
         if endpoint.method != "GET":
             detail = given.model_dump_json(exclude_none=True) if isinstance(given, BaseModel) else ""
             await audit(request, endpoint.operation_id, request.path, detail)
-        body = dump(result) if isinstance(result, BaseModel) else json.dumps(result).encode()
+        # bytes: the response model already serialised (a shared, cached answer)
+        body = result if isinstance(result, bytes) else dump(result) if isinstance(result, BaseModel) \
+            else json.dumps(result).encode()
         return web.Response(status=endpoint.status, body=body, content_type="application/json")
 
     handle.__name__ = endpoint.operation_id

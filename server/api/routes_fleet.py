@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -34,11 +34,16 @@ async def read(request: web.Request, query: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(work)
 
 
-async def shared_read(request: web.Request, key: tuple, query: Callable[..., T], *args: Any) -> T:
-    """:func:`read` for what is the same for every user: shared by concurrent requests and for a
-    second, and read afresh once the fleet changed (:mod:`server.microcache`)."""
+async def shared(request: web.Request, key: tuple, produce: Callable[[], Awaitable[T]]) -> T:
+    """``produce()`` for what is the same for every user: shared by concurrent requests and for a
+    second, and made afresh once the fleet changed (:mod:`server.microcache`)."""
     service = request.app[SERVICE]
-    return await service.views.get((*key, service.fleet_version), lambda: read(request, query, *args))
+    return await service.views.get((*key, service.fleet_version), produce)
+
+
+async def shared_read(request: web.Request, key: tuple, query: Callable[..., T], *args: Any) -> T:
+    """:func:`read` through :func:`shared`."""
+    return await shared(request, key, lambda: read(request, query, *args))
 
 
 async def summary(request: web.Request, _query: None) -> S.Summary:
@@ -67,11 +72,15 @@ async def regions(request: web.Request, _query: None) -> S.RegionTree:
     return await read(request, Q.region_tree)
 
 
-async def zones(request: web.Request, query: ZoneQuery) -> S.ZonePage:
-    page = await shared_read(request, ("zones", query.model_dump_json()), Q.list_zones, query)
-    if page is None:
+async def zones(request: web.Request, query: ZoneQuery) -> bytes:
+    async def page_json() -> bytes | None:  # cached as JSON: a page of 1,000 zones costs more to dump than to read
+        page = await read(request, Q.list_zones, query)
+        return None if page is None else S.dump(page)
+
+    body = await shared(request, ("zones", query.model_dump_json()), page_json)
+    if body is None:
         raise ApiError(404, f"no region with id {query.region_id}; /api/v1/regions lists the regions and their ids")
-    return page
+    return body
 
 
 async def zone(request: web.Request, _query: None) -> S.ZoneDetail:
