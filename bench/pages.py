@@ -45,6 +45,8 @@ from tests.server_process import ServerProcess  # noqa: E402
 API_PATHS = ["/api/v1/summary", "/api/v1/zones", "/api/v1/zones?status=breach", "/api/v1/zones?limit=1000"]
 REFERENCES = ["/healthz", "/login"]
 PLACEHOLDER = "The fleet health page arrives"
+#: (path, a path with %d that wrk fills with a random number per request): views no cache has seen.
+UNSHARED = [("/", "/?v=%d", 1_000_000_000), ("/api/v1/zones", "/api/v1/zones?limit=100&offset=%d", 1400)]
 VIEWER, VIEWER_PASSWORD = "bench-viewer", "quiet-meadow-491"
 P99_TARGET_MS, INTERACTIVE_TARGET_MS = 300.0, 1500.0
 
@@ -113,6 +115,14 @@ def run_backend(name: str, url: str, broker: Mosquitto, tmp: Path, args) -> dict
             result = wrk(server.url, path, headers, connections=args.connections, threads=2, seconds=args.duration)
             print(f"   {'reference' if path in REFERENCES else 'measured ':<10}{result.row()}", flush=True)
             hits.append(result)
+        # The same paths with every request asking for a view nobody asked for in the last second (the
+        # shared read cache cannot help): the cost of a render, as when many people filter differently.
+        for path, pattern, upto in UNSHARED:
+            if path in pages + API_PATHS:
+                result = wrk(server.url, path, server.headers, connections=args.connections, threads=2,
+                             seconds=args.duration, vary=pattern, vary_upto=upto)
+                print(f"   {'unshared':<10}{result.row()}", flush=True)
+                hits.append(result)
         timings: list[PageTiming] = []
         if not args.no_browser:
             timings = browser_timings(server.url, VIEWER, VIEWER_PASSWORD, ["/login", *pages], args.runs)
@@ -184,9 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ntargets: p99 ≤ {P99_TARGET_MS:g} ms server time; page interactive ≤ {INTERACTIVE_TARGET_MS:g} ms")
     for result in results:
-        worst = max(h["p99_ms"] for h in result["wrk"] if h["path"] not in REFERENCES)
+        varied = {pattern for _, pattern, _ in UNSHARED}
+        worst = max(h["p99_ms"] for h in result["wrk"] if h["path"] not in REFERENCES and h["path"] not in varied)
         print(f"  {result['backend']}: worst p99 of the measured paths {worst:.1f} ms "
               f"({'met' if worst <= P99_TARGET_MS else 'NOT met'})")
+        for h in result["wrk"]:
+            if h["path"] in varied:
+                print(f"  {result['backend']}: {h['path']} (a different view every request) p99 {h['p99_ms']:.1f} ms "
+                      f"({'within' if h['p99_ms'] <= P99_TARGET_MS else 'beyond'} the target)")
         for t in result["browser"]:
             if t["path"] != "/login":
                 key = "live" if t["live"] else "load"

@@ -7,6 +7,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -66,14 +67,31 @@ def parse_wrk(path: str, output: str) -> WrkResult:
                      *(_ms(pct[p]) for p in ("50", "75", "90", "99")), bad)
 
 
+#: wrk script for --vary: every request's path is the pattern with a random number in place of %d.
+VARY_LUA = """
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  return wrk.format(nil, string.format(%r, math.random(1, %d)))
+end
+"""
+
+
 def wrk(base_url: str, path: str, headers: dict[str, str], *, connections: int, threads: int,
-        seconds: float) -> WrkResult:
-    """``connections`` concurrent clients (keep-alive) for ``seconds`` against one path."""
+        seconds: float, vary: str | None = None, vary_upto: int = 1_000_000_000) -> WrkResult:
+    """``connections`` concurrent clients (keep-alive) for ``seconds`` against one path; with ``vary``
+    (a path with ``%d``, filled with 1..``vary_upto``), every request asks for a different path, so no
+    answer can be shared."""
     cmd = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
-    done = subprocess.run([*cmd, base_url + path], capture_output=True, text=True, timeout=seconds + 60, check=True)
-    return parse_wrk(path, done.stdout)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if vary is not None:
+            script.write(VARY_LUA % (vary, vary_upto))
+            script.flush()
+            cmd += ["-s", script.name]
+        done = subprocess.run([*cmd, base_url + path], capture_output=True, text=True, timeout=seconds + 60,
+                              check=True)
+    return parse_wrk(vary or path, done.stdout)
 
 
 @dataclass
