@@ -23,7 +23,7 @@ from tests.http_client import Browser
 from tests.server_process import Fleetpub, ServerProcess, report, wait_until
 
 pytestmark = pytest.mark.timeout(240)
-PASSWORDS = {"vera": "viewer-pass-0001", "otto": "oncall-pass-0002"}
+PASSWORDS = {"vera": "viewer-pass-0001", "otto": "oncall-pass-0002", "ada": "admin-pass-0003"}
 XSS = "<script>alert(1)</script>"
 XSS_DEVICE = "<img src=x onerror=alert(1)>"
 
@@ -99,6 +99,7 @@ def fleet(tmp_path_factory, mosquitto) -> Iterator[Fleet]:
     server = ServerProcess(tmp / "server", mosquitto.port, url, sweep_every=0.3)
     server.user("vera", "viewer", PASSWORDS["vera"])
     server.user("otto", "oncall", PASSWORDS["otto"])
+    server.user("ada", "admin", PASSWORDS["ada"])
     server.start()
     pub = Fleetpub(mosquitto.port)
     f = Fleet(server, pub, ids, url)
@@ -333,6 +334,18 @@ def test_oncall_acknowledges_and_silences_from_the_page(fleet):
     assert (silence.zone_code, silence.created_by, silence.comment) == ("hall-1", "otto", "printer repair")
     assert 3590 <= silence.ends_at - silence.starts_at <= 3610
     assert otto.post("/incidents/999999/ack", form={"csrf_token": csrf}).status == 404
+
+
+def test_the_audit_log_page_is_for_admins(fleet):
+    vera, otto, ada = fleet.browser("vera"), fleet.browser("otto"), fleet.browser("ada")
+    assert 'href="/audit"' not in vera.get("/").text and 'href="/audit"' not in otto.get("/").text
+    assert vera.get("/audit").status == 403 and otto.get("/audit").status == 403
+    page = ada.get("/audit")
+    assert page.status == 200 and 'href="/audit" aria-current="page"' in page.text
+    rows = re.findall(r'<tr data-audit-id="\d+">(.*?)</tr>', page.text, re.S)
+    assert any("vera" in r and "<code>login</code>" in r for r in rows), "each sign-in is in the log"
+    assert ada.get("/audit?page=0").status == 400 and ada.get("/audit?page=x").status == 400
+    assert "审计日志" in ada.get("/audit?lang=zh_CN").text
 
 
 def test_without_a_session_pages_redirect_to_login(fleet):

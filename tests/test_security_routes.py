@@ -79,11 +79,15 @@ def concrete(path: str) -> str:
     return re.sub(r"\{([^}:]+)(:[^}]+)?\}", lambda m: SAMPLE.get(m[1], "999999"), path)
 
 
+#: Pages that only some roles may read (every other page: any signed-in user).
+PAGE_READ_ROLES = {"/audit": "admin"}
+
+
 def least_role(method: str, path: str) -> str:
     if path.startswith("/api/"):
         return API_ROLES[(method, path)]
     if method == "GET":
-        return "viewer"
+        return PAGE_READ_ROLES.get(path, "viewer")
     return PAGE_ROLES.get((method, path), "oncall")
 
 

@@ -1,0 +1,36 @@
+"""``/audit`` — the audit log for admins: every state-changing action, who, what, when, from where.
+
+Read-only: the log is written by :func:`server.auth.web.audit` (pages, API) and the admin CLI. Times are
+shown in the fleet's default time zone (Asia/Shanghai), as zones without their own are.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..api.routes_fleet import read
+from ..auth.store import audit_entries
+from ..auth.web import require
+from .render import PageError, digits, render, words
+
+PAGE_SIZE = 100
+#: Zones carry their own time zone; the audit log is the server's, shown in the fleet's default.
+DISPLAY_TZ = "Asia/Shanghai"
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    require(request, "admin")
+    w = words(request)
+    raw = request.query.get("page", "1").strip() or "1"
+    if not digits(raw) or len(raw) > 7 or int(raw) < 1:
+        raise PageError(400, w.gettext("%(param)s must be a page number from 1; got %(value)s",
+                                       param="page", value=repr(raw[:40])), parameter="page")
+    page = int(raw)
+    total, entries = await read(request, audit_entries, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    pages = max(1, -(-total // PAGE_SIZE))
+    return render(request, "audit.html", {"entries": entries, "total": total, "page": page, "pages": pages,
+                                          "tz": DISPLAY_TZ})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/audit", audit_page, name="page_audit")
