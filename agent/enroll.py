@@ -1,8 +1,9 @@
 """``zonewatch-agent enroll``: trade a one-time token for this device's identity, MQTT credentials and the
 broker's CA, and write the agent config. Standard library only (urllib): a device never needs aiohttp.
 
-Files written next to the config, each atomically: the config (0600), ``mqtt-password`` (0600) and
-``broker-ca.pem`` (0644), owned by the agent user when one is given or ``zonewatch-agent`` exists and we are root.
+Files written next to the config, each atomically: the config (0600), ``mqtt-password`` (0600),
+``broker-ca.pem`` (0644) and, with ``--ca-file`` for an https server, ``server-ca.pem`` (0644: content downloads
+verify the server with it), owned by the agent user when one is given or ``zonewatch-agent`` exists and we are root.
 Nothing is sent when the config exists already (unless ``force``), so a token is never spent for nothing.
 With ``root`` (the install bundle's ``install.sh --root DIR``) the files go under DIR while the paths written
 into the config are those the device will see.
@@ -45,6 +46,24 @@ class Written:
     config: Path
 
 
+def server_context(ca_file: str | None) -> ssl.SSLContext:
+    """How the server's HTTPS certificate is verified: ``ca_file`` (PEM) or the system's CAs."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (getattr(exc, "reason", None) or exc)
+        raise EnrolFailed(f"cannot use --ca-file {ca_file} ({why}); give the CA certificate (PEM) that signed the "
+                          "server's HTTPS certificate, e.g. the ca.crt of `zonewatch provision ca`") from None
+
+
+def read_server_ca(ca_file: str | None) -> str | None:
+    """The text of ``--ca-file``, checked to be a usable CA, kept for the agent's content downloads."""
+    if ca_file is None:
+        return None
+    server_context(ca_file)
+    return Path(ca_file).read_text()
+
+
 def request_enrolment(server: str, token: str, *, ca_file: str | None = None, device_id: str | None = None,
                       name: str | None = None, zone: str | None = None, timeout: float = 30.0) -> dict:
     """POST the token to ``<server>/enroll``; the server's answer, or :class:`EnrolFailed` saying why not."""
@@ -59,7 +78,7 @@ def request_enrolment(server: str, token: str, *, ca_file: str | None = None, de
         body["zone"] = zone
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
-    context = ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+    context = server_context(ca_file) if parts.scheme == "https" else None
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             answer = json.loads(response.read())
@@ -72,13 +91,17 @@ def request_enrolment(server: str, token: str, *, ca_file: str | None = None, de
     except urllib.error.URLError as err:
         reason = err.reason
         if isinstance(reason, ssl.SSLCertVerificationError):
-            raise EnrolFailed(f"the server's TLS certificate is not trusted ({reason.verify_message}); give the CA "
-                              "that signed it with --ca-file", EX_UNAVAILABLE) from None
+            which = f"{ca_file} did not sign it" if ca_file else "no system CA signed it"
+            raise EnrolFailed(f"the server's TLS certificate is not trusted ({reason.verify_message}: {which}); give "
+                              "the CA that signed it with --ca-file (ask an admin for the ca.crt the server's "
+                              "certificate was made with). The token was not sent and still works",
+                              EX_UNAVAILABLE) from None
         raise EnrolFailed(f"cannot reach the server at {server} ({reason}); check --server and the network",
                           EX_UNAVAILABLE) from None
     except (OSError, ValueError) as exc:
-        raise EnrolFailed(f"no usable answer from {url} ({exc}); is this a zonewatch server?", EX_UNAVAILABLE) \
-            from None
+        hint = " (if it serves HTTPS, give --server https://…)" if parts.scheme == "http" else ""
+        raise EnrolFailed(f"no usable answer from {url} ({exc}); is this a zonewatch server{hint}?",
+                          EX_UNAVAILABLE) from None
     if not isinstance(answer, dict) or not isinstance(answer.get("mqtt"), dict) or "device_id" not in answer:
         raise EnrolFailed(f"the answer from {url} is not a zonewatch enrolment; is this a zonewatch server?",
                           EX_UNAVAILABLE)
@@ -111,7 +134,8 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a TOML basic string
 
 
-def config_text(answer: dict, data_dir: str, password_file: Path, ca_file: Path | None) -> str:
+def config_text(answer: dict, data_dir: str, password_file: Path, ca_file: Path | None,
+                server_ca_file: Path | None = None) -> str:
     m = answer["mqtt"]
     lines = [f"# Written by `zonewatch-agent enroll` on {time.strftime('%Y-%m-%d %H:%M')}: device "
              f"{answer['device_id']} in zone {answer.get('zone', '?')}. Every option: agent.example.toml.",
@@ -126,11 +150,13 @@ def config_text(answer: dict, data_dir: str, password_file: Path, ca_file: Path 
     if isinstance(content, dict) and content.get("server_url") and content.get("signing_key"):
         lines += ["", "[content]", f"server_url = {_q(str(content['server_url']))}",
                   f"signing_key = {_q(str(content['signing_key']))}"]
+        if server_ca_file is not None and str(content["server_url"]).startswith("https:"):
+            lines.append(f"ca_file = {_q(str(server_ca_file))}")
     return "\n".join(lines) + "\n"
 
 
 def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: str | None,
-                      root: str | Path | None = None) -> Written:
+                      root: str | Path | None = None, server_ca_pem: str | None = None) -> Written:
     """The config, the MQTT password and the broker CA, written safely; the config is validated first.
     ``config_path`` and ``data_dir`` are paths on the device, written under ``root`` when it is given."""
     m = answer["mqtt"]
@@ -139,7 +165,8 @@ def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: s
     directory = Path(config_path).parent
     password_file = directory / "mqtt-password"
     ca_file = directory / "broker-ca.pem" if m.get("ca_pem") else None
-    text = config_text(answer, data_dir, password_file, ca_file)
+    server_ca = directory / "server-ca.pem" if server_ca_pem else None
+    text = config_text(answer, data_dir, password_file, ca_file, server_ca)
     try:
         parse_config(text, str(config_path))
     except Exception as exc:  # what the server sent would make a config the agent refuses
@@ -148,6 +175,8 @@ def write_agent_files(answer: dict, config_path: Path, *, data_dir: str, user: s
         write_atomic(under(root, password_file), str(m["password"]) + "\n", 0o600, uid=uid, gid=gid)
         if ca_file is not None:
             write_atomic(under(root, ca_file), m["ca_pem"], 0o644)
+        if server_ca is not None and f"ca_file = {_q(str(server_ca))}" in text:
+            write_atomic(under(root, server_ca), server_ca_pem, 0o644)
         under(root, data_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
         if uid is not None:
             os.chown(under(root, data_dir), uid, gid)
@@ -165,8 +194,10 @@ def enrol_device(server: str, token: str, config_path: str | Path, *, ca_file: s
                  force: bool = False, root: str | Path | None = None) -> Written:
     check_target(config_path, force, root)
     under(root, data_dir)  # an unusable --data-dir is refused before the token is spent
+    server_ca_pem = read_server_ca(ca_file)  # so is an unusable --ca-file
     answer = request_enrolment(server, token, ca_file=ca_file, device_id=device_id, name=name, zone=zone)
-    return write_agent_files(answer, Path(config_path), data_dir=data_dir, user=user, root=root)
+    return write_agent_files(answer, Path(config_path), data_dir=data_dir, user=user, root=root,
+                             server_ca_pem=server_ca_pem)
 
 
 def read_token_file(path: str) -> str:

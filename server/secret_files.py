@@ -1,8 +1,8 @@
 """Where the server's secrets come from, checked before it starts: files only its own user (and group) may read,
 or the environment (``ZONEWATCH_MQTT_PASSWORD=…``, ``ZONEWATCH_DATABASE_URL=…``).
 
-- A secret file (``mqtt.password_file``, ``alerts.secret_file``, a receiver's ``*_file``) that every user on the
-  machine may read is refused: the server does not start, and says ``chmod 600 FILE``.
+- A secret file (``server.tls_key_file``, ``mqtt.password_file``, ``alerts.secret_file``, a receiver's ``*_file``)
+  that every user on the machine may read is refused: the server does not start, and says ``chmod 600 FILE``.
 - A secret file readable by a group the server does not belong to is warned about.
 - A config file that holds secrets inline (``mqtt.password``, a password in ``database.url``, a receiver's
   ``secret``/``password``/``token``, a robot's URL with its access token) and that other users may read is
@@ -27,6 +27,8 @@ URL_IS_SECRET = ("dingtalk", "wecom", "feishu")
 def secret_files(settings: Settings) -> list[tuple[str, str]]:
     """``(key, path)`` of every file that holds a secret the server reads."""
     found = []
+    if settings.server.tls_key_file:
+        found.append(("server.tls_key_file", settings.server.tls_key_file))
     if settings.mqtt.password_file:
         found.append(("mqtt.password_file", settings.mqtt.password_file))
     if settings.alerts.secret_file:

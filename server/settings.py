@@ -34,6 +34,12 @@ class ServerSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = "./zonewatch-data"
     #: debug, info, warning or error.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Certificate chain (PEM) to serve HTTPS directly, e.g. from `zonewatch provision ca` with a SAN for the name
+    #: or IP agents use. Empty: plain HTTP. Recommended in production: plain HTTP on 127.0.0.1 behind a reverse
+    #: proxy (nginx, Caddy) that terminates TLS and sets X-Forwarded-Proto.
+    tls_cert_file: str = ""
+    #: Private key (PEM, unencrypted) of tls_cert_file; a secret: readable by the server's user only (chmod 600).
+    tls_key_file: str = ""
 
 
 class DatabaseSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -231,6 +237,9 @@ def parse_settings(text: str | bytes = b"", source: str = "<defaults>",
     if device_url and not re.match(r"^mqtts?://[^/\s]+(:\d+)?/?$", device_url):
         raise ConfigError(source, "provisioning.device_broker_url",
                           f"{device_url!r} is not mqtt://host[:port] or mqtts://host[:port]")
+    if bool(settings.server.tls_cert_file) != bool(settings.server.tls_key_file):
+        key = "server.tls_key_file" if settings.server.tls_cert_file else "server.tls_cert_file"
+        raise ConfigError(source, key, "HTTPS needs both tls_cert_file and tls_key_file (or neither for plain HTTP)")
     if settings.mqtt.password and settings.mqtt.password_file:
         raise ConfigError(source, "mqtt.password", "set password or password_file, not both")
     _check_alerts(settings, source)

@@ -1,7 +1,8 @@
 """The real zonewatch server as a child process, and a publisher that speaks the protocol like agents do.
 
 ``ServerProcess(tmp, mqtt_port, database_url)`` writes a settings file and runs
-``python -m server.run``; ``start()`` returns once ``/healthz`` says the database and the broker
+``python -m server.run``; with ``tls=(cert, key, ca)`` it serves HTTPS with that certificate and ``url``/``get()``
+trust ``ca``. ``start()`` returns once ``/healthz`` says the database and the broker
 are fine; ``kill()`` is ``kill -9``. Before the first start it creates an admin user ``test-admin``
 with an API token in the database; ``get()`` and ``headers`` send it (``Authorization: Bearer``).
 ``Fleetpub`` publishes protocol messages over a real MQTT connection (QoS 1, waits for every PUBACK).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -33,13 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class ServerProcess:
     def __init__(self, tmp: Path, mqtt_port: int, database_url: str, *, sweep_every: float = 0.5,
-                 client_id: str | None = None, extra: str = "") -> None:
+                 client_id: str | None = None, extra: str = "", tls: tuple[Path, Path, Path] | None = None) -> None:
         self.tmp, self.port = Path(tmp), free_port()
+        self.tls = ssl.create_default_context(cafile=str(tls[2])) if tls else None
+        served = f'tls_cert_file = "{tls[0]}"\ntls_key_file = "{tls[1]}"\n' if tls else ""
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.config = self.tmp / "server.toml"
         self.log_path = self.tmp / "server.log"
         self.config.write_text(
-            f'[server]\nport = {self.port}\ndata_dir = "{self.tmp / "data"}"\nlog_level = "info"\n'
+            f'[server]\nport = {self.port}\ndata_dir = "{self.tmp / "data"}"\nlog_level = "info"\n{served}'
             f'[database]\nurl = "{database_url}"\nbatch_wait_ms = 5\n'
             f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\nclient_id = "{client_id or "zw-" + uuid.uuid4().hex[:8]}"\n'
             f"[health]\nsweep_every = {sweep_every}\n{extra}\n")
@@ -69,7 +73,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         if self.token is None:
@@ -94,7 +98,7 @@ class ServerProcess:
         """(status, JSON) of a GET, as the test admin unless ``headers`` say otherwise."""
         request = urllib.request.Request(self.url + path, headers=self.headers if headers is None else headers)
         try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5, context=self.tls) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")

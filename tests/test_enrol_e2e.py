@@ -1,7 +1,8 @@
-"""Enrolment end to end: a real server, a real mosquitto on the files the server maintains (TLS for devices),
-and the real ``zonewatch-agent enroll`` and ``run``. Token → config → the agent connects over TLS → its report
-reaches the server; reused, expired, forged and wrong-zone tokens refused; a revoked device is disconnected
-and kept out."""
+"""Enrolment end to end: a real server serving HTTPS with a certificate from the fleet's own CA, a real mosquitto on
+the files the server maintains (TLS for devices), and the real ``zonewatch-agent enroll`` and ``run``. Token →
+config → the agent connects over TLS → its report reaches the server; reused, expired, forged and wrong-zone tokens
+refused; a revoked device is disconnected, kept out, and marked revoked in the API and on its pages; enrolment
+refuses a server its CA file (or the system's CAs) does not vouch for, without spending the token."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 
 from provisioning.broker import BrokerFiles, hash_password, new_secret
 from provisioning.broker_conf import Listener
-from provisioning.ca import create_ca
+from provisioning.ca import create_ca, issue_server
 from tests.agent_process import ROOT
 from tests.mqtt_probe import Probe
 from tests.peers._util import free_port, stop_process
@@ -37,7 +38,7 @@ def post(server: ServerProcess, path: str, body: object | None = None, headers: 
     request = urllib.request.Request(server.url + path, data=data, method="POST",
                                      headers={"Content-Type": content_type, **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10, context=server.tls) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
@@ -45,8 +46,10 @@ def post(server: ServerProcess, path: str, body: object | None = None, headers: 
 
 @pytest.fixture
 def site(tmp_path, mosquitto_factory, monkeypatch):
-    """Broker (plain port for the server, TLS port for devices) on files the server rewrites and reloads."""
+    """Broker (plain port for the server, TLS port for devices) on files the server rewrites and reloads; the server
+    serves HTTPS with its own certificate from the same CA."""
     ca, broker_cert = create_ca(tmp_path / "ca", "enrolment test CA", ["127.0.0.1"], key_owner=None)
+    https = issue_server(tmp_path / "ca", "server", ["127.0.0.1"])
     broker_dir = tmp_path / "broker"
     broker_dir.mkdir()
     server_secret = new_secret()
@@ -64,7 +67,8 @@ def site(tmp_path, mosquitto_factory, monkeypatch):
     monkeypatch.setenv("ZONEWATCH_MQTT_PASSWORD_FILE", str(tmp_path / "server.secret"))
     server = ServerProcess(tmp_path / "server", broker.port, f"sqlite:///{tmp_path / 'zw.db'}", extra=(
         f'[provisioning]\nbroker_dir = "{broker_dir}"\nbroker_pid_file = "{pid_file}"\n'
-        f'device_broker_url = "mqtts://127.0.0.1:{tls_port}"\ndevice_ca_file = "{ca.cert}"\n'))
+        f'device_broker_url = "mqtts://127.0.0.1:{tls_port}"\ndevice_ca_file = "{ca.cert}"\n'),
+        tls=(https.cert, https.key, ca.cert))
     from server.cli import main as zonewatch
 
     assert zonewatch(["zone", "add", "hall-01", "--name", "Hall 1", "--kind", "service_hall",
@@ -87,10 +91,13 @@ def new_token(site, zone: str = "hall-01") -> str:
     return body["token"]
 
 
-def enroll_cli(site, token: str, where: Path, *extra: str) -> subprocess.CompletedProcess:
+def enroll_cli(site, token: str, where: Path, *extra: str, ca: Path | str | None = "site") \
+        -> subprocess.CompletedProcess:
+    """``zonewatch-agent enroll`` over HTTPS with ``--ca-file``: the site's CA, another file, or none (None)."""
     where.mkdir(parents=True, exist_ok=True)
+    trust = [] if ca is None else ["--ca-file", str(site.ca.cert if ca == "site" else ca)]
     return subprocess.run([sys.executable, "-m", "agent.cli", "enroll", "--server", site.server.url, "--token", token,
-                           "--config", str(where / "agent.toml"), "--data-dir", str(where / "data"), *extra],
+                           "--config", str(where / "agent.toml"), "--data-dir", str(where / "data"), *trust, *extra],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -125,6 +132,10 @@ def test_token_to_enrolled_agent_reporting_over_tls_then_revoked(site):
     device = wait_until(lambda: (d := site.server.get("/api/v1/devices/hall01-kiosk-1")[1]).get("last_report_at")
                         and d, 30, "the enrolled agent's first report at the server")
     assert device["zone"]["code"] == "hall-01" and device["name"] == "Kiosk by the door" and device["role"] == "kiosk"
+    assert device["revoked_at"] is None
+    assert 'class="badge s-revoked"' not in page(site, "/devices/hall01-kiosk-1") + page(site, "/zones/hall-01")
+    assert (where / "server-ca.pem").read_text() == site.ca.cert.read_text()  # content downloads verify the server
+    assert f'ca_file = "{where / "server-ca.pem"}"' in config.read_text()
     assert password not in site.server.log_text() and token not in site.server.log_text()
 
     again = enroll_cli(site, token, site.tmp / "second")  # a token works once
@@ -138,10 +149,35 @@ def test_token_to_enrolled_agent_reporting_over_tls_then_revoked(site):
     assert probe.disconnected.wait(10), "the revoked device stayed connected"
     probe.close()
     assert Probe(site.tls_port, "hall01-kiosk-1", password, tls=tls).connect() != 0
+    assert_marked_revoked(site, "hall01-kiosk-1", body["revoked_at"])
     status, _ = post(site.server, "/api/v1/devices/hall01-kiosk-1/rotate", headers=site.server.headers)
     assert status == 409  # a revoked device gets no new secret
     status, body = post(site.server, "/enroll", {"token": new_token(site), "device_id": "hall01-kiosk-1"})
     assert status == 409 and "revoked" in body["error"]
+
+
+def page(site, path: str, language: str = "en") -> str:
+    request = urllib.request.Request(site.server.url + path, headers={**site.server.headers,
+                                                                      "Accept-Language": language})
+    with urllib.request.urlopen(request, timeout=10, context=site.server.tls) as resp:
+        return resp.read().decode()
+
+
+def assert_marked_revoked(site, device_id: str, revoked_at: str) -> None:
+    """The API answers say when the device was revoked; its page and its zone's page say so in words."""
+    _, device = site.server.get(f"/api/v1/devices/{device_id}")
+    assert device["revoked_at"] == revoked_at
+    _, listed = site.server.get("/api/v1/devices?zone=hall-01")
+    assert [d["revoked_at"] for d in listed["items"] if d["id"] == device_id] == [revoked_at]
+    _, zone = site.server.get("/api/v1/zones/hall-01")
+    assert [d["revoked_at"] for d in zone["devices"] if d["id"] == device_id] == [revoked_at]
+    stamp = revoked_at.replace("+00:00", "Z")
+    marker = f'<span class="badge s-revoked" data-revoked-at="{stamp[:19]}Z">'
+    for path in (f"/devices/{device_id}", "/zones/hall-01"):
+        html = page(site, path)
+        assert marker + "revoked on <time" in html, (path, marker, html[:3000])
+        assert marker + "已于 <time" in page(site, path, "zh-CN")
+    assert "cannot enrol again under this id" in page(site, f"/devices/{device_id}")
 
 
 def test_refused_tokens_say_what_to_do(site):
@@ -197,6 +233,30 @@ def test_enroll_refuses_to_overwrite_before_spending_the_token(site, tmp_path):
     done = enroll_cli(site, token, where)
     assert done.returncode == 73 and "--force" in done.stderr
     assert enroll_cli(site, token, where, "--force").returncode == 0  # the token was not spent
+
+
+def test_enroll_verifies_the_server_and_keeps_the_token_when_it_cannot(site):
+    token = new_token(site)
+    other, _ = create_ca(site.tmp / "other-ca", "someone else's CA", ["127.0.0.1"], key_owner=None)
+    refused = site.tmp / "refused"
+    for ca, words in ((None, "no system CA signed it"), (other.cert, f"{other.cert} did not sign it")):
+        done = enroll_cli(site, token, refused, ca=ca)
+        assert done.returncode == 69, done.stderr
+        assert "TLS certificate is not trusted" in done.stderr and words in done.stderr, done.stderr
+        assert "--ca-file" in done.stderr and "still works" in done.stderr and "Traceback" not in done.stderr
+        assert not (refused / "agent.toml").exists()
+    garbage = site.tmp / "not-a-ca.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    for ca in (garbage, site.tmp / "missing.pem"):
+        done = enroll_cli(site, token, refused, ca=ca)
+        assert done.returncode == 1 and f"cannot use --ca-file {ca}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    plain = subprocess.run([sys.executable, "-m", "agent.cli", "enroll", "--server",
+                            site.server.url.replace("https:", "http:"), "--token", token, "--config",
+                            str(refused / "agent.toml")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 69 and "give --server https://" in plain.stderr, plain.stderr
+    done = enroll_cli(site, token, site.tmp / "kiosk")  # none of that spent the token
+    assert done.returncode == 0, done.stderr
 
 
 def test_enroll_cannot_reach_a_server(tmp_path):

@@ -206,7 +206,7 @@ def _device_fields(d: Device, zones: dict[int, S.ZoneRef]) -> dict[str, Any]:
             "zone": zones.get(d.zone_id) if d.zone_id is not None else None,
             "status": S.known(d.status, S.DeviceStatus.__args__), "since": utc(d.status_since),
             "reason": d.status_reason, "online": d.online, "last_report_at": utc(d.last_report_at),
-            "last_heard": utc(d.last_heard)}
+            "last_heard": utc(d.last_heard), "revoked_at": utc(d.revoked_at)}
 
 
 def list_devices(session: Session, q: DeviceQuery) -> S.DevicePage | None:

@@ -198,6 +198,9 @@ class DeviceItem(Out):
     online: bool | None = Field(description="Presence: null when never heard.")
     last_report_at: Time | None = Field(description="When the newest report was measured.")
     last_heard: Time | None
+    revoked_at: Time | None = Field(description="When an admin revoked the device (UTC): its broker credentials "
+                                                "are disabled and it cannot enrol again under this id; null while "
+                                                "it is not revoked.")
 
 
 class ZoneItem(Out):
