@@ -29,8 +29,10 @@ INSTALL_SH = UNIT.parent.parent / "install.sh"
 
 
 def make_bundle(site, out: Path, *extra: str) -> int:  # noqa: F811
+    """A bundle for the site's server, which serves HTTPS with a certificate of the site's CA (``--server-ca``)."""
+    trust = [] if "--server-ca" in extra else ["--server-ca", str(site.ca.cert)]
     return zonewatch(["provision", "bundle", "--config", str(site.server.config), "--zone", "hall-01",
-                      "--out", str(out), "--server", site.server.url, *extra])
+                      "--out", str(out), "--server", site.server.url, *trust, *extra])
 
 
 def install(bundle: Path, *args: str, user: int | None = None) -> subprocess.CompletedProcess:
