@@ -274,7 +274,7 @@ def test_options_from_toml() -> None:
                      'supply_low_pct = 15\nipp = false').collector_options["printer"]
     assert isinstance(options, Options)
     assert (options.cups_server, options.printers, options.stuck_job_after, options.supply_low_pct,
-            options.ipp, options.every) == ("10.1.2.3:6310", ["Hall-1"], 120, 15, False, 2.0)
+            options.ipp, options.every) == ("10.1.2.3:6310", ["Hall-1"], 120, 15, False, 1.0)
     defaults = config("").collector_options["printer"]
     assert (defaults.cups_server, defaults.printers, defaults.ignore, defaults.stuck_job_after,
             defaults.supply_low_pct, defaults.ipp) == (None, [], [], 300.0, None, True)

@@ -1,4 +1,4 @@
-"""Debian's Chromium driven by Playwright: one browser per test session, a fresh context per test.
+"""Debian's Chromium driven by Playwright: one browser per test module, a fresh context per test.
 
 Never ``playwright install``: the browser is the Debian package ``chromium`` (``/usr/bin/chromium``, or
 ``$ZW_CHROMIUM``), launched headless with the flags below so that it does not try to reach Google
@@ -8,7 +8,7 @@ the fixture fails and names it: CI installs it (scripts/setup.sh), so a skip wou
 
 Fixtures:
 
-- ``chromium`` (session): the Playwright ``Browser``; closed at the end of the session.
+- ``chromium`` (module): the Playwright ``Browser``; closed (and Playwright stopped) with the module.
 - ``browser_context`` (function): a new context (1366×768, English) per test, always closed. Every
   request its pages make is recorded; one to a host other than 127.0.0.1/localhost fails the test
   at teardown (pages must work in an offline hall: no CDN, no web fonts from elsewhere).
@@ -99,8 +99,11 @@ def _failed(request) -> bool:
     return any(r.failed for r in reports.values())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator:
+    """One browser per test module, stopped with it: Playwright's sync API keeps an asyncio loop running in
+    the main thread while it is started, and every later test that calls ``asyncio.run`` would fail with
+    "cannot be called from a running event loop" (the whole suite runs in one process)."""
     executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
