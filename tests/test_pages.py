@@ -348,6 +348,33 @@ def test_the_audit_log_page_is_for_admins(fleet):
     assert "审计日志" in ada.get("/audit?lang=zh_CN").text
 
 
+def test_an_admin_makes_an_enrolment_token_from_the_page(fleet):
+    vera, otto, ada = fleet.browser("vera"), fleet.browser("otto"), fleet.browser("ada")
+    assert vera.get("/enrolment").status == 403 and otto.get("/enrolment").status == 403
+    assert 'href="/enrolment"' not in otto.get("/").text
+    page = ada.get("/enrolment")
+    assert page.status == 200 and 'href="/enrolment" aria-current="page"' in page.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+    made = ada.post("/enrolment", form={"csrf_token": csrf, "zone": "hall-1", "role": "kiosk", "expires": "24h"})
+    assert made.status == 200, made.text
+    command = re.search(r'<code id="enrol-command">([^<]+)</code>', made.text)[1]
+    token = re.search(r"--token (zwe_\S+)", command)[1]
+    assert command.startswith(f"zonewatch-agent enroll --server {fleet.server.url} --token ")
+    assert f'data-token-prefix="{token[:10]}"' in made.text
+    # shown once: the list afterwards names the token by its prefix only
+    again = ada.get("/enrolment").text
+    assert token not in again and f'data-token-prefix="{token[:10]}"' in again
+    audit = ada.get("/audit").text
+    assert "create_enrolment_token" in audit and token not in audit
+    refused = ada.post("/enrolment", form={"csrf_token": csrf, "zone": "no-such", "role": "kiosk", "expires": "24h"})
+    assert refused.status == 400 and "There is no zone with the code no-such." in refused.text
+    assert ada.post("/enrolment", form={"csrf_token": csrf, "zone": "hall-1", "role": "kiosk",
+                                        "expires": "99y"}).status == 400
+    assert ada.post("/enrolment", form={"zone": "hall-1", "role": "kiosk", "expires": "24h"}).status == 403  # CSRF
+    assert otto.post("/enrolment", form={"csrf_token": csrf, "zone": "hall-1", "role": "kiosk",
+                                         "expires": "24h"}).status == 403
+
+
 def test_without_a_session_pages_redirect_to_login(fleet):
     anonymous = Browser(fleet.server.url)
     for path in ("/", "/zones/hall-1", "/devices/kiosk-1", "/incidents", "/events"):

@@ -37,6 +37,7 @@ PASSWORDS = {"viewer": "vivid-lantern-31", "oncall": "quiet-harbour-52", "admin"
 PAGE_DEFAULT = "oncall"
 PAGE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/logout"): "",
+    ("POST", "/enrolment"): "admin",
 }
 #: Routes that need no sign-in at all, and why that is safe.
 OPEN_WRITES = {

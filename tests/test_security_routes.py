@@ -80,7 +80,7 @@ def concrete(path: str) -> str:
 
 
 #: Pages that only some roles may read (every other page: any signed-in user).
-PAGE_READ_ROLES = {"/audit": "admin"}
+PAGE_READ_ROLES = {"/audit": "admin", "/enrolment": "admin"}
 
 
 def least_role(method: str, path: str) -> str:
