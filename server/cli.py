@@ -22,12 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--devices", type=int, default=60, help="simulated devices (default 60)")
     demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
 
-    sim = sub.add_parser("simulate", help="load generator: N simulated agents against a broker")
-    sim.add_argument("--broker", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
-    sim.add_argument("--devices", type=int, default=100, help="number of agents (default 100)")
-    sim.add_argument("--interval", type=float, default=30.0, help="report interval in seconds (default 30)")
-    sim.add_argument("--faults", type=float, default=0.01, help="fault rate per device per interval")
-    sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    from . import simulate
+
+    simulate.register(sub)  # the load generator
 
     from . import cli_content, cli_provision
 
@@ -41,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("server", "demo"):
         return _serve(args)
+    if args.command == "simulate":
+        from . import simulate
+
+        return simulate.run(args)
     if getattr(args, "content", None) is not None:
         from . import cli_content
 

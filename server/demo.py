@@ -19,8 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-from protocol import Codec, NetworkCheck, Presence, PrinterCheck, PrinterCondition, Report, SystemCheck
-from protocol.checks import KioskCheck
+from protocol import Codec, Presence, Report
+
+from .sim_reports import FAULTS, build_report
 
 FLEET = [  # (zone code, name, kind, region path, kiosks, printers)
     ("hd-hall", "Haidian Government Service Hall", "service_hall", "Demo City/Haidian District/Zhongguancun", 3, 2),
@@ -32,9 +33,6 @@ FLEET = [  # (zone code, name, kind, region path, kiosks, printers)
     ("cy-library", "Chaoyang Public Library", "library", "Demo City/Chaoyang District/Maizidian", 2, 1),
 ]
 HOURS = "mon-fri 08:30-12:00,13:30-17:30; sat 09:00-12:00"
-FAULTS = [("media-low", "warning", "paper low"), ("media-empty", "critical", "out of paper"),
-          ("toner-low", "warning", "toner low"), ("media-jam", "critical", "paper jam"),
-          ("door-open", "critical", "door or cover open")]
 
 
 def free_port() -> int:
@@ -146,23 +144,8 @@ class Simulator(threading.Thread):
         self.network_down = {z: t for z, t in self.network_down.items() if t > now}
 
     def _report(self, device: str, printers: list[str], now: float) -> Report:
-        kiosk_ok = device not in self.kiosk_down
-        checks = [
-            NetworkCheck(name="portal", status="ok", probe="http", target="portal (simulated)", up=True,
-                         latency_ms=round(random.uniform(8, 40), 1), summary="portal reachable"),
-            KioskCheck(name="kiosk", status="ok" if kiosk_ok else "critical", process="kiosk-ui",
-                       running=kiosk_ok, summary="kiosk-ui running" if kiosk_ok else "kiosk-ui not running"),
-            SystemCheck(name="system", status="ok", uptime_s=3600.0 + self.seq[device] * self.interval,
-                        summary="ok"),
-        ]
-        for p in printers:
-            fault = self.faults.get(p)
-            conditions = [PrinterCondition(code=fault[0], severity=fault[1], text=fault[2])] if fault else []
-            checks.append(PrinterCheck(name=f"printer:{p}", printer=p, status=fault[1] if fault else "ok",
-                                       state="stopped" if fault and fault[1] == "critical" else "idle",
-                                       summary=fault[2] if fault else "idle, ready", conditions=conditions))
-        return Report(device_id=device, ts=now, seq=self.seq[device], interval_s=self.interval, checks=checks,
-                      trigger="interval")
+        return build_report(device, self.seq[device], self.interval, now, printers, self.faults,
+                            kiosk_ok=device not in self.kiosk_down)
 
     def _publish(self, kind: str, message, retain: bool = False) -> None:
         self.client.publish(self.codec.topics.device(message.device_id, kind), self.codec.encode(message), qos=1,
