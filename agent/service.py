@@ -19,6 +19,7 @@ from protocol import Ack, Command, Desired, ProtocolError, Report, Topics, decod
 from . import __version__
 from .collectors import AgentContext, Collector, collector_class
 from .collectors.runner import CollectorRunner
+from .commands import CommandHandler
 from .config import AgentConfig
 from .content.apply import Applier
 from .content.handler import ContentHandler, content_root
@@ -54,6 +55,7 @@ class AgentService:
         applier = Applier(config.content, content_root(config.content.dir, data), config.mqtt.username or
                           config.agent.device_id, self._mqtt_password, self._kiosk_problem)
         self.content = ContentHandler(applier, config.agent.device_id, self._send_ack, self._content_changed)
+        self.commands = CommandHandler(config, self._send_ack)
 
     # -- running --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -74,6 +76,7 @@ class AgentService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.content.stop()
+            await self.commands.stop()
             await loop.run_in_executor(None, self.link.stop)
             for collector in self.collectors:
                 collector.close()
@@ -160,6 +163,12 @@ class AgentService:
             self.context.clock_offset = time.time() - message.ts
         if isinstance(message, Desired):
             self.content.desired(message)
+            return
+        if isinstance(message, Command):
+            if retained:
+                log.warning("ignored retained command %s: commands are one-shot", message.id)
+                return
+            self.commands.handle(message)
             return
         log.info("received %s (generation/command handling arrives with the rollout work)", decoded.topic.kind)
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..content import api as content_api
+from ..content import commands as content_commands
 from . import routes_auth as auth
 from . import routes_fleet as fleet
 from . import routes_history as history
@@ -113,6 +114,7 @@ ENDPOINTS: list[Endpoint] = [
              path_params=(DEVICE_ID,), not_found=NO_DEVICE, tag="enrolment", method="POST", role="admin",
              conflict="The device is revoked."),
     *content_api.ENDPOINTS,
+    *content_commands.ENDPOINTS,
     Endpoint("/openapi.json", openapi, "This document (OpenAPI 3.1)", None, tag="meta", role=""),
 ]
 

@@ -26,7 +26,10 @@ class PublishFailed(Exception):
     """The broker could not be reached or refused; the message says what to check."""
 
 
-def publish_desired(settings: Settings, messages: list[Outgoing], timeout: float = 30.0) -> None:
+def publish_desired(settings: Settings, messages: list[Outgoing], timeout: float = 30.0, *,
+                    kind: str = "desired") -> None:
+    """Publish on each device's ``desired`` topic (retained), or with ``kind="run"`` its command topic (not
+    retained: a one-shot command must not reach a device again when it reconnects)."""
     if not messages:
         return
     m = settings.mqtt
@@ -68,7 +71,8 @@ def publish_desired(settings: Settings, messages: list[Outgoing], timeout: float
                 raise PublishFailed(f"the broker at {where} refused the server's connection "
                                     f"({state.get('why', 'no answer')}); check [mqtt] username/password")
         topics = Topics(m.topic_prefix)
-        mids = [client.publish(topics.desired(o.device_id), o.payload, qos=1, retain=True).mid for o in messages]
+        mids = [client.publish(topics.command(o.device_id, kind), o.payload, qos=1, retain=kind == "desired").mid
+                for o in messages]
         with done:
             if not done.wait_for(lambda: all(mid in state["acked"] for mid in mids), timeout):
                 raise PublishFailed(f"the broker at {where} did not confirm every desired-state message within "

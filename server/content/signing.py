@@ -48,6 +48,10 @@ class SigningKey:
     def sign(self, version: str, sha256: str, size: int) -> str:
         return base64.b64encode(self._private.sign(statement(version, sha256, size))).decode()
 
+    def sign_bytes(self, data: bytes) -> str:
+        """Sign any statement (e.g. a one-shot command's, agent/commands.py); base64 of the signature."""
+        return base64.b64encode(self._private.sign(data)).decode()
+
 
 def _load(path: Path) -> Ed25519PrivateKey:
     try:

@@ -1,0 +1,108 @@
+"""One-shot commands to a device: ``POST /api/v1/devices/{device_id}/commands`` (admin).
+
+The server gives the command an id and an expiry, signs it with its content-signing key over the statement in
+:func:`agent.commands.statement` (device, id, action, expiry, arguments) and publishes it on
+``zw/v1/cmd/<device>/run`` with QoS 1, not retained. The agent runs it at most once (by id) and acks progress,
+the result, or its refusal (unsigned, forged, replayed, expired) on its ack topic with ``ref`` = the id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import Field
+
+from agent.commands import ACTIONS, statement
+from protocol import Command, encode
+from server.db.models import Device
+
+from ..api.errors import ApiError
+from ..api.params import Body
+from ..api.registry import Endpoint, PathParam
+from ..api.schemas import Out
+from .context import CONTENT
+from .publisher import PublishFailed, publish_desired
+from .rollouts import Outgoing
+
+log = logging.getLogger("zonewatch.commands")
+DEVICE_ID = PathParam("device_id", "The device id (its MQTT user name).",
+                      {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})
+ArgValue = Annotated[str, Field(max_length=200)] | int | float | bool
+
+
+class CommandBody(Body):
+    action: str = Field(description="print_test_page (args.printer: a CUPS queue, default: the device's default "
+                                     "printer) or reload_kiosk (runs the device's content.reload_command).",
+                        min_length=1, max_length=64)
+    args: dict[Annotated[str, Field(min_length=1, max_length=64)], ArgValue] = Field(
+        default_factory=dict, max_length=20, description="Arguments of the action.")
+    expires_s: float = Field(600.0, gt=0, le=7 * 86400,
+                             description="Seconds from now after which the device refuses the command.")
+
+
+class CommandSent(Out):
+    id: str = Field(description="The command's id: the device acks with ref = this id.")
+    device_id: str
+    action: str
+    args: dict
+    expires: float = Field(description="Unix time after which the device refuses it.")
+    publish_error: str | None = Field(None, description="Set when the command could not be published.")
+
+
+def signed_command(key, device_id: str, action: str, args: dict, expires: float, command_id: str | None = None,
+                   now: float | None = None) -> Command:
+    """A command for a device, signed with the server's content-signing key."""
+    command_id = command_id or "cmd-" + secrets.token_hex(8)
+    signature = key.sign_bytes(statement(device_id, command_id, action, expires, args))
+    return Command(device_id=device_id, ts=time.time() if now is None else now, id=command_id, action=action,
+                   expires=expires, args=args, signature=signature)
+
+
+async def send_command(request: web.Request, body: CommandBody) -> CommandSent:
+    from ..app import SERVICE
+
+    device_id = request.match_info["device_id"]
+    if body.action not in ACTIONS:
+        raise ApiError(400, f"unknown action {body.action!r}: use one of {', '.join(sorted(ACTIONS))}",
+                       parameter="action")
+    content = request.app[CONTENT]
+
+    def check() -> None:
+        with request.app[SERVICE].new_session() as s:
+            device = s.get(Device, device_id)
+            if device is None:
+                raise ApiError(404, f"no device has the id {device_id!r}")
+            if device.revoked_at is not None:
+                raise ApiError(409, f"device {device_id!r} is revoked; it takes no commands")
+
+    await asyncio.to_thread(check)
+    key = await asyncio.to_thread(lambda: content.key)
+    command = signed_command(key, device_id, body.action, dict(body.args), time.time() + body.expires_s)
+    error = None
+    try:
+        await asyncio.to_thread(publish_desired, content.settings, [Outgoing(device_id, encode(command))],
+                                kind="run")
+    except PublishFailed as exc:
+        log.error("command %s to %s not published: %s", command.id, device_id, exc)
+        error = str(exc)
+    else:
+        log.info("command %s (%s) sent to %s", command.id, command.action, device_id)
+    return CommandSent(id=command.id, device_id=device_id, action=command.action, args=command.args,
+                       expires=command.expires, publish_error=error)
+
+
+ENDPOINTS = [
+    Endpoint("/devices/{device_id}/commands", send_command, "Send a device a one-shot command (test page, reload "
+             "the kiosk), signed, with an expiry", CommandSent, path_params=(DEVICE_ID,), tag="content",
+             method="POST", body=CommandBody, status=201, role="admin", not_found="No device has this id.",
+             conflict="The device is revoked.",
+             description="Published on zw/v1/cmd/<device>/run with QoS 1, not retained: a device offline now does "
+                         "not get it later. The device runs a command at most once and refuses it after "
+                         "expires_s; progress, the result or the refusal come back as acks with ref = id. "
+                         "Needs the admin role."),
+]
