@@ -171,6 +171,8 @@ class Device:
         self.connected = True
         self.sim.n.connected += 1
         self.sim.n.connects += 1
+        if self.sim.n.connected == self.sim.o.devices and not self.sim.all_connected_after:
+            self.sim.all_connected_after = time.monotonic() - self.sim.started
         birth = Presence(device_id=self.id, ts=time.time(), online=True, interval_s=self.sim.o.interval)
         self.publish("presence", birth, retain=True)
 
@@ -259,6 +261,7 @@ class Simulation:
         self.stop = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop
         self.devices: list[Device] = []
+        self.started, self.all_connected_after = time.monotonic(), 0.0
 
     def topic(self, device_id: str, kind: str) -> str:
         return self.codec.topics.device(device_id, kind)
@@ -275,7 +278,7 @@ class Simulation:
             self.loop.add_signal_handler(sig, self.stop.set)
         self._probe_broker()
         raise_fd_limit(self.o.devices)
-        start = time.monotonic()
+        start = self.started = time.monotonic()
         self.say(f"{self.o.devices} devices ({self.ids[0]} … {self.ids[-1]}) → {self.o.broker}, a report every "
                  f"{self.o.interval:g} s, faults {self.o.faults:g}/device-hour"
                  + (f", for {self.o.duration:g} s" if self.o.duration else ", until Ctrl-C"))
@@ -367,7 +370,8 @@ class Simulation:
                  f"{sum(1 for d in self.devices if d.seq or d.connack == 'Success')}, reports sent {n.reports_sent}, "
                  f"acked {n.reports_acked}, unacked {unacked}, failures {n.failures}, disconnects {n.disconnects}, "
                  f"faults started {n.faults_started}, cleared {n.faults_cleared}, "
-                 f"presence acked {n.presence_acked}")
+                 f"presence acked {n.presence_acked}"
+                 + (f"; all connected after {self.all_connected_after:.1f} s" if self.all_connected_after else ""))
         for text, count in sorted(self.n.errors.items(), key=lambda kv: -kv[1])[:5]:
             self.say(f"  {count} × {text}")
 
