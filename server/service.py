@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from protocol import Codec
 
-from .content.rollouts import record_ack_in
+from .content.commands import record_any_ack_in
 from .db import make_engine, session_factory, upgrade
 from .db.engine import describe
 from .db.models import History, Incident, MetricPoint, Report
@@ -79,7 +79,7 @@ class FleetService:
         self.tracker.update(self.fleet, set(self.fleet.devices), set(self.fleet.zones), time.time())
         self.writer = Writer(self.engine, self.fleet, self.codec, self._ack_many, d.batch_max, d.batch_wait_ms)
         self.writer.on_commit = self._committed
-        self.writer.on_ack = record_ack_in
+        self.writer.on_ack = record_any_ack_in
         self.writer.start()
         if self.with_broker:
             self.link = ReceiverProcess(self.settings, self.writer.submit_many)

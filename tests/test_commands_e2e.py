@@ -90,6 +90,17 @@ def test_test_page_printed_through_cupsd_and_replay_refused(site, agent, cupsd, 
     assert "replayed" in refused.detail, refused
     assert list(cupsd.jobs(queue)) == [job]
 
+    # The server recorded the command and folded in the device's acks; the replay's refusal does not undo "done".
+    def listed():
+        status, body = http(site.server, "GET", f"/api/v1/devices/{DEVICE}/commands")
+        assert status == 200, body
+        item = next(i for i in body["items"] if i["id"] == sent["id"])
+        return item if item["state"] == "done" else None
+    item = wait_until(listed, 60, "command done in the API")
+    assert item["result"]["job_id"] == job and item["action"] == "print_test_page" and item["created_by"]
+    assert item["args"] == {"printer": queue}
+    assert sent["state"] == "sent"
+
 
 def test_reload_kiosk_runs_the_reload_hook(site, agent):  # noqa: F811
     where, recorder = agent
@@ -146,3 +157,7 @@ def test_unknown_action_and_device_refused_by_the_api(site):  # noqa: F811
     enrol(site, "hall-01", DEVICE)
     status, body = http(site.server, "POST", f"/api/v1/devices/{DEVICE}/commands", {"action": "format_disk"})
     assert status == 400 and "unknown action" in str(body), body
+    status, body = http(site.server, "GET", "/api/v1/devices/nope/commands")
+    assert status == 404, body
+    status, body = http(site.server, "GET", f"/api/v1/devices/{DEVICE}/commands")
+    assert status == 200 and body["items"] == [], body

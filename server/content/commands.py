@@ -9,6 +9,7 @@ the result, or its refusal (unsigned, forged, replayed, expired) on its ack topi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -16,18 +17,21 @@ from typing import Annotated
 
 from aiohttp import web
 from pydantic import Field
+from sqlmodel import Session, select
 
 from agent.commands import ACTIONS, statement
-from protocol import Command, encode
+from protocol import Ack, Command, encode
 from server.db.models import Device
 
 from ..api.errors import ApiError
-from ..api.params import Body
+from ..api.params import Body, Paging
 from ..api.registry import Endpoint, PathParam
-from ..api.schemas import Out
+from ..api.schemas import Out, Page, Time, utc
+from ..auth.web import current_user
 from .context import CONTENT
+from .models import DeviceCommand
 from .publisher import PublishFailed, publish_desired
-from .rollouts import Outgoing
+from .rollouts import Outgoing, record_ack_in
 
 log = logging.getLogger("zonewatch.commands")
 DEVICE_ID = PathParam("device_id", "The device id (its MQTT user name).",
@@ -45,13 +49,58 @@ class CommandBody(Body):
                              description="Seconds from now after which the device refuses the command.")
 
 
-class CommandSent(Out):
+class CommandItem(Out):
     id: str = Field(description="The command's id: the device acks with ref = this id.")
     device_id: str
     action: str
     args: dict
     expires: float = Field(description="Unix time after which the device refuses it.")
+    created_at: Time
+    created_by: str
+    state: str = Field(description="sent (no ack yet), running, done, failed, or refused (unsigned, forged, "
+                                   "replayed, expired; detail says which).")
+    detail: str
+    result: dict | None = Field(description="What the device acked with the outcome (e.g. the CUPS job id).")
+    updated_at: Time
+
+
+class CommandSent(CommandItem):
     publish_error: str | None = Field(None, description="Set when the command could not be published.")
+
+
+class CommandPage(Page):
+    items: list[CommandItem]
+
+
+def _item(row: DeviceCommand) -> CommandItem:
+    return CommandItem(id=row.id, device_id=row.device_id, action=row.action, args=json.loads(row.args),
+                       expires=row.expires, created_at=utc(row.created_at), created_by=row.created_by,
+                       state=row.state, detail=row.detail, result=json.loads(row.result) if row.result else None,
+                       updated_at=utc(row.updated_at))
+
+
+def record_command_ack(s: Session, ack: Ack, received_at: float) -> bool:
+    """Fold a device's command ack into the command it names; False when it names none of this device's."""
+    row = s.get(DeviceCommand, ack.ref)
+    if row is None or row.device_id != ack.device_id or ack.state not in ("running", "done", "failed", "refused"):
+        return False
+    if row.state in ("done", "failed") and ack.state in ("running", "refused"):
+        return False  # the outcome stands: a late "running", or the refusal of a replay of it
+    row.state, row.detail, row.updated_at = ack.state, ack.detail[:1024], received_at
+    if ack.result is not None:
+        row.result = json.dumps(ack.result)[:16384]
+    s.add(row)
+    return True
+
+
+def record_any_ack_in(conn, ack: Ack, received_at: float) -> None:
+    """The ingest writer's hook: command acks to their command, the rest to rollout progress."""
+    if ack.target != "command":
+        record_ack_in(conn, ack, received_at)
+        return
+    with Session(bind=conn) as s:
+        if record_command_ack(s, ack, received_at):
+            s.flush()
 
 
 def signed_command(key, device_id: str, action: str, args: dict, expires: float, command_id: str | None = None,
@@ -72,17 +121,27 @@ async def send_command(request: web.Request, body: CommandBody) -> CommandSent:
                        parameter="action")
     content = request.app[CONTENT]
 
-    def check() -> None:
+    key = await asyncio.to_thread(lambda: content.key)
+    now = time.time()
+    command = signed_command(key, device_id, body.action, dict(body.args), now + body.expires_s, now=now)
+    user = current_user(request)
+
+    def record() -> DeviceCommand:
         with request.app[SERVICE].new_session() as s:
             device = s.get(Device, device_id)
             if device is None:
                 raise ApiError(404, f"no device has the id {device_id!r}")
             if device.revoked_at is not None:
                 raise ApiError(409, f"device {device_id!r} is revoked; it takes no commands")
+            row = DeviceCommand(id=command.id, device_id=device_id, action=command.action,
+                                args=json.dumps(command.args), expires=command.expires, created_at=now,
+                                created_by=user.username if user else "", updated_at=now)
+            s.add(row)
+            s.commit()
+            s.refresh(row)
+            return row
 
-    await asyncio.to_thread(check)
-    key = await asyncio.to_thread(lambda: content.key)
-    command = signed_command(key, device_id, body.action, dict(body.args), time.time() + body.expires_s)
+    row = await asyncio.to_thread(record)
     error = None
     try:
         await asyncio.to_thread(publish_desired, content.settings, [Outgoing(device_id, encode(command))],
@@ -92,8 +151,25 @@ async def send_command(request: web.Request, body: CommandBody) -> CommandSent:
         error = str(exc)
     else:
         log.info("command %s (%s) sent to %s", command.id, command.action, device_id)
-    return CommandSent(id=command.id, device_id=device_id, action=command.action, args=command.args,
-                       expires=command.expires, publish_error=error)
+    return CommandSent(**_item(row).model_dump(), publish_error=error)
+
+
+async def device_commands(request: web.Request, query: Paging) -> CommandPage:
+    from ..app import SERVICE
+
+    device_id = request.match_info["device_id"]
+
+    def load():
+        with request.app[SERVICE].new_session() as s:
+            if s.get(Device, device_id) is None:
+                raise ApiError(404, f"no device has the id {device_id!r}")
+            rows = s.exec(select(DeviceCommand).where(DeviceCommand.device_id == device_id)
+                          .order_by(DeviceCommand.created_at.desc())).all()
+            return [_item(r) for r in rows]
+
+    items = await asyncio.to_thread(load)
+    return CommandPage(total=len(items), limit=query.limit, offset=query.offset,
+                       items=items[query.offset:query.offset + query.limit])
 
 
 ENDPOINTS = [
@@ -105,4 +181,7 @@ ENDPOINTS = [
                          "not get it later. The device runs a command at most once and refuses it after "
                          "expires_s; progress, the result or the refusal come back as acks with ref = id. "
                          "Needs the admin role."),
+    Endpoint("/devices/{device_id}/commands", device_commands, "A device's one-shot commands, newest first, with "
+             "each one's state (sent, running, done, failed, refused) and result from the device's acks",
+             CommandPage, Paging, path_params=(DEVICE_ID,), not_found="No device has this id.", tag="content"),
 ]

@@ -59,3 +59,22 @@ class DeviceDesired(SQLModel, table=True):
     #: The JSON payload published on zw/v1/cmd/<id>/desired ("" once cleared).
     payload: str = Field(max_length=16384)
     published_at: float
+
+
+class DeviceCommand(SQLModel, table=True):
+    """A one-shot command sent to a device, and its latest ack (sent, running, done, failed or refused)."""
+
+    __tablename__ = "device_command"
+    id: str = Field(primary_key=True, max_length=64)
+    device_id: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=64)
+    #: The command's arguments, as JSON.
+    args: str = Field(default="{}", max_length=16384)
+    expires: float
+    created_at: float
+    created_by: str = Field(default="", max_length=200)
+    state: str = Field(default="sent", max_length=16)
+    detail: str = Field(default="", max_length=1024)
+    #: The result the device acked, as JSON ("" until then).
+    result: str = Field(default="", max_length=16384)
+    updated_at: float

@@ -249,4 +249,4 @@ class Silence(SQLModel, table=True):
 from provisioning.models import DeviceCredential, EnrolmentToken  # noqa: E402, F401
 
 from ..auth.models import ApiToken, AuditEntry, User, WebSession  # noqa: E402, F401
-from ..content.models import ContentBundle, DeviceDesired, Rollout, RolloutDevice  # noqa: E402, F401
+from ..content.models import ContentBundle, DeviceCommand, DeviceDesired, Rollout, RolloutDevice  # noqa: E402, F401
