@@ -9,7 +9,9 @@ acked (``target: command``, ``state: refused``) with the reason. An accepted com
 a day after their expiry, when the expiry check refuses them anyway.
 
 Actions: ``print_test_page`` (alias ``test_print``; arg ``printer``: a CUPS queue, default: CUPS's default
-destination) submits a small text page through pycups; ``reload_kiosk`` runs ``content.reload_command``.
+destination) submits a small text page through pycups; ``reload_kiosk`` runs ``content.reload_command``;
+``diagnostics`` sends a full report at once (trigger ``diagnostics``, the latest result of every check) and acks
+its ``seq``, worst status and the checks that are not ok.
 """
 
 from __future__ import annotations
@@ -109,8 +111,10 @@ class SeenIds:
 
 class CommandHandler:
     def __init__(self, config: AgentConfig, send: Callable[[Ack], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 diagnose: Callable[[], tuple[str, dict]] | None = None) -> None:
         self.config = config
+        self.diagnose = diagnose  # loop thread: writes a report now; (detail, result)
         self.device_id = config.agent.device_id
         self.send = send  # loop thread
         self.clock = clock
@@ -138,7 +142,12 @@ class CommandHandler:
             return
         self._ack(command, "running", f"{command.action} started")
         try:
-            detail, result = await loop.run_in_executor(None, self.run, command)
+            if command.action == "diagnostics":
+                if self.diagnose is None:
+                    raise ActionFailed("diagnostics are not available in this agent")
+                detail, result = self.diagnose()
+            else:
+                detail, result = await loop.run_in_executor(None, self.run, command)
         except ActionFailed as exc:
             log.error("command %s (%s) failed: %s", command.id, command.action, exc)
             self._ack(command, "failed", str(exc))
@@ -218,8 +227,9 @@ class CommandHandler:
         return "kiosk reloaded", {"exit": 0}
 
 
-ACTIONS: dict[str, Callable[[CommandHandler, Command], tuple[str, dict]]] = {
+ACTIONS: dict[str, Callable[[CommandHandler, Command], tuple[str, dict]] | None] = {
     "print_test_page": CommandHandler.print_test_page,
     "test_print": CommandHandler.print_test_page,
     "reload_kiosk": CommandHandler.reload_kiosk,
+    "diagnostics": None,  # on the loop thread: CommandHandler.diagnose
 }

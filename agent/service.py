@@ -55,7 +55,7 @@ class AgentService:
         applier = Applier(config.content, content_root(config.content.dir, data), config.mqtt.username or
                           config.agent.device_id, self._mqtt_password, self._kiosk_problem)
         self.content = ContentHandler(applier, config.agent.device_id, self._send_ack, self._content_changed)
-        self.commands = CommandHandler(config, self._send_ack)
+        self.commands = CommandHandler(config, self._send_ack, diagnose=self._diagnose)
 
     # -- running --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -188,6 +188,15 @@ class AgentService:
             self._write_report("content")
 
         asyncio.get_running_loop().create_task(rerun())
+
+    def _diagnose(self) -> tuple[str, dict]:
+        """Loop thread, for the ``diagnostics`` command: a report now, with every check's latest result."""
+        seq = self._write_report("diagnostics")
+        checks = self.current_checks()
+        status = worst(c.status for c in checks)
+        problems = [f"{c.name}: {c.status}: {c.summary}"[:300] for c in checks if c.status != "ok"][:20]
+        return (f"report {seq} sent: {status}, {len(checks)} checks, {len(problems)} not ok",
+                {"report_seq": seq, "status": status, "checks": len(checks), "problems": problems})
 
     def _mqtt_password(self) -> str:
         m = self.config.mqtt

@@ -111,6 +111,16 @@ def test_reload_kiosk_runs_the_reload_hook(site, agent):  # noqa: F811
     assert (where / "data/content/reloads").read_text() == "reloaded\n"
 
 
+def test_diagnostics_sends_a_report_at_once(site, agent):  # noqa: F811
+    where, recorder = agent
+    sent = send(site, "diagnostics")
+    ack = final(recorder, sent["id"], where / "agent.log")
+    assert ack.state == "done", ack
+    assert ack.result["report_seq"] >= 1 and ack.result["checks"] >= 1 and f"report {ack.result['report_seq']}" \
+        in ack.detail
+    assert ack.result["status"] in ("ok", "warning", "critical", "unknown")
+
+
 def test_expired_unsigned_forged_and_unknown_commands_refused(site, agent, cupsd, cups_queue):  # noqa: F811
     where, recorder = agent
     queue = cups_queue()

@@ -41,7 +41,8 @@ ArgValue = Annotated[str, Field(max_length=200)] | int | float | bool
 
 class CommandBody(Body):
     action: str = Field(description="print_test_page (args.printer: a CUPS queue, default: the device's default "
-                                     "printer) or reload_kiosk (runs the device's content.reload_command).",
+                                     "printer), reload_kiosk (runs the device's content.reload_command) or "
+                                     "diagnostics (the device sends a full report at once; the result sums it up).",
                         min_length=1, max_length=64)
     args: dict[Annotated[str, Field(min_length=1, max_length=64)], ArgValue] = Field(
         default_factory=dict, max_length=20, description="Arguments of the action.")
@@ -88,7 +89,8 @@ def record_command_ack(s: Session, ack: Ack, received_at: float) -> bool:
         return False  # the outcome stands: a late "running", or the refusal of a replay of it
     row.state, row.detail, row.updated_at = ack.state, ack.detail[:1024], received_at
     if ack.result is not None:
-        row.result = json.dumps(ack.result)[:16384]
+        result = json.dumps(ack.result)
+        row.result = result if len(result) <= 16384 else json.dumps({"truncated": True, "bytes": len(result)})
     s.add(row)
     return True
 
