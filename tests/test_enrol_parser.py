@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +69,9 @@ def test_deeply_nested_json_is_a_400():
 
 def test_not_json_content_type_is_415():
     assert outcome(b'{"token": "zwe_x"}', "text/plain") == 415
+
+
+@pytest.mark.parametrize("token", ["", "  ", "\t", None])
+def test_a_blank_token_is_refused_as_missing(token):
+    """Found by hypothesis: a token of spaces used to pass as an empty token."""
+    assert outcome(json.dumps({"token": token}).encode()) == 400

@@ -67,10 +67,10 @@ def parse_enrol_request(body: bytes, content_type: str) -> EnrolRequest:
             raise EnrolmentRefused(400, f"{key} must be a string")
         if value is not None and (len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value)):
             raise EnrolmentRefused(400, f"{key} must be at most {limit} printable characters")
-    token = data.get("token")
-    if not token:
+    token = (data.get("token") or "").strip()
+    if not token:  # absent, empty or only spaces
         raise EnrolmentRefused(400, "the enrolment token is missing: send {\"token\": \"zwe_…\"}")
-    return EnrolRequest(token.strip(), (data.get("device_id") or "").strip() or None,
+    return EnrolRequest(token, (data.get("device_id") or "").strip() or None,
                         (data.get("name") or "").strip(), (data.get("zone") or "").strip() or None)
 
 
