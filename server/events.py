@@ -93,7 +93,10 @@ class EventBus:
         for none of them)."""
         self.closed = True
         for subscription in list(self._subscribers):
-            subscription.queue = asyncio.Queue(self.queue_size)
+            # Empty the queue the stream is waiting on (not a new one: the waiter would never see it, and
+            # the server's shutdown would wait out a whole heartbeat for each open stream).
+            while not subscription.queue.empty():
+                subscription.queue.get_nowait()
             subscription.offer(Event("bye", {}))
 
     def unsubscribe(self, subscription: Subscription) -> None:

@@ -40,3 +40,17 @@ def test_publish_from_a_thread_reaches_every_subscriber_and_a_slow_one_resyncs()
         assert (await late.next(1)).kind == "bye"
 
     asyncio.run(main())
+
+
+def test_closing_wakes_a_stream_already_waiting_for_its_next_event():
+    """The server's shutdown must not wait out a heartbeat (15 s) for each open event stream."""
+    async def main():
+        bus = EventBus(queue_size=4)
+        bus.attach(asyncio.get_running_loop())
+        waiting = bus.subscribe()
+        pending = asyncio.create_task(waiting.next(3600))
+        await asyncio.sleep(0)  # the stream is now waiting on its queue
+        bus.close()
+        return await asyncio.wait_for(pending, 5)
+
+    assert asyncio.run(main()).kind == "bye"
