@@ -8,6 +8,7 @@ refusal is acked with the reason."""
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
@@ -100,6 +101,11 @@ def test_test_page_printed_through_cupsd_and_replay_refused(site, agent, cupsd, 
     assert item["result"]["job_id"] == job and item["action"] == "print_test_page" and item["created_by"]
     assert item["args"] == {"printer": queue}
     assert sent["state"] == "sent"
+    # ... and the device page lists it
+    page = urllib.request.Request(site.server.url + f"/devices/{DEVICE}", headers=site.server.headers)
+    with urllib.request.urlopen(page, timeout=30) as answer:
+        html = answer.read().decode()
+    assert f'data-command-id="{sent["id"]}" data-state="done"' in html and "<code>print_test_page</code>" in html
 
 
 def test_reload_kiosk_runs_the_reload_hook(site, agent):  # noqa: F811

@@ -9,10 +9,12 @@ from sqlmodel import Session, select
 
 from ..api import schemas as S
 from ..api.fleet_queries import device_by_id, device_detail
+from ..content.models import DeviceCommand
 from ..db.models import History, MetricPoint, Zone
 from ..ingest.metrics import RESOLUTION
 
 HISTORY_ROWS = 100
+COMMAND_ROWS = 20
 #: A printer check's history repeats its printer item's (the same change in the same words): pages show
 #: the printer item's only.
 NOT_PRINTER_CHECK = ~((History.subject == "check") & History.subject_id.like("%/printer:%"))
@@ -28,6 +30,7 @@ class DeviceView:
     supplies: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     start: float = 0.0
     end: float = 0.0
+    commands: list = field(default_factory=list)  # DeviceCommand rows, newest first
 
 
 def device_view(session: Session, device_id: str, codec, days: int, now: float | None = None) -> DeviceView | None:
@@ -43,6 +46,8 @@ def device_view(session: Session, device_id: str, codec, days: int, now: float |
     history = session.exec(select(History).where(History.device_id == device_id, NOT_PRINTER_CHECK)
                            .order_by(History.at.desc(), History.id.desc()).limit(HISTORY_ROWS)).all()
     view = DeviceView(detail, tz, checks, list(history), start=start, end=now)
+    view.commands = list(session.exec(select(DeviceCommand).where(DeviceCommand.device_id == device_id)
+                                      .order_by(DeviceCommand.created_at.desc()).limit(COMMAND_ROWS)).all())
     points = session.exec(select(MetricPoint).where(MetricPoint.device_id == device_id,
                                                     MetricPoint.resolution == RESOLUTION,
                                                     MetricPoint.bucket >= start)
