@@ -65,7 +65,7 @@ from bench.alert_peers import (  # noqa: E402
     find_binary,
     server_config,
 )
-from bench.benchlib import figure, machine_info, machine_summary, today, write_json  # noqa: E402
+from bench.benchlib import figure, machine_info, machine_summary, today, wait, write_json  # noqa: E402
 from tests.agent_process import Kiosk  # noqa: E402
 from tests.peers.cups import Cupsd  # noqa: E402
 from tests.peers.mosquitto import Mosquitto  # noqa: E402
@@ -113,17 +113,6 @@ class Trial:
     rule: str = ""
     notices: int = 0  # notices for the zone during the trial: 2 expected (opened, resolved)
     error: str = ""
-
-
-def wait(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 def notices_for(receiver: TimedReceiver, mark: int, zone: str):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from bench import benchlib
 from bench.alert_peers import PortalTarget, TimedReceiver, find_binary
 from bench.benchlib import Daemon
 from tests.peers._util import free_port, wait_for_port
@@ -207,15 +208,8 @@ groups:
 
 
 def wait(predicate, timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError):
-            value = predicate()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+    """benchlib's wait with this module's pace, a peer not answering yet (OSError) counting as not yet."""
+    return benchlib.wait(predicate, timeout, what, every, tolerate=(OSError,))
 
 
 def run_trials(stack: PrometheusStack, trials: int, deadline: float, log, rng: random.Random) -> list[PromTrial]:

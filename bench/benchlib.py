@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -66,6 +66,23 @@ def _os_name() -> str:
     except OSError:
         pass
     return platform.system()
+
+
+def wait(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.05,
+         tolerate: tuple[type[BaseException], ...] = ()):
+    """``predicate()``'s first truthy value, polled every ``every`` s; a raised ``tolerate`` error counts as not
+    yet (a peer still starting); TimeoutError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except tolerate:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
 
 
 def loopback_only() -> bool:
