@@ -179,6 +179,24 @@ def report(device_id: str, seq: int, ts: float | None = None, *, network: str = 
                   checks=checks)
 
 
+def springfield(s) -> dict:
+    """The tests' region tree, committed in session ``s``: city Springfield → districts North (→ township Elm)
+    and South. Returns the regions by key: city, north, south, elm."""
+    from server.db.models import Region
+
+    city = Region(name="Springfield", level="city")
+    s.add(city)
+    s.commit()
+    north = Region(name="North", level="district", parent_id=city.id)
+    south = Region(name="South", level="district", parent_id=city.id)
+    s.add_all([north, south])
+    s.commit()
+    elm = Region(name="Elm", level="township", parent_id=north.id)
+    s.add(elm)
+    s.commit()
+    return {"city": city, "north": north, "south": south, "elm": elm}
+
+
 def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:

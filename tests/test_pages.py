@@ -18,9 +18,9 @@ import pytest
 from sqlmodel import Session, select
 
 from server.db import make_engine, upgrade
-from server.db.models import Device, MetricPoint, Region, Silence, Zone
+from server.db.models import Device, MetricPoint, Silence, Zone
 from tests.http_client import Browser
-from tests.server_process import Fleetpub, ServerProcess, report, wait_until
+from tests.server_process import Fleetpub, ServerProcess, report, springfield, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 PASSWORDS = {"vera": "viewer-pass-0001", "otto": "oncall-pass-0002", "ada": "admin-pass-0003"}
@@ -33,16 +33,8 @@ def seed(url: str) -> dict[str, int]:
     engine = make_engine(url)
     upgrade(engine)
     with Session(engine) as s:
-        city = Region(name="Springfield", level="city")
-        s.add(city)
-        s.commit()
-        north = Region(name="North", level="district", parent_id=city.id)
-        south = Region(name="South", level="district", parent_id=city.id)
-        s.add_all([north, south])
-        s.commit()
-        elm = Region(name="Elm", level="township", parent_id=north.id)
-        s.add(elm)
-        s.commit()
+        regions = springfield(s)
+        city, north, south, elm = (regions[k] for k in ("city", "north", "south", "elm"))
         zones = [Zone(code="hall-1", name="Service hall 1", kind="service_hall", region_id=elm.id,
                       opening_hours={d: ["08:30-12:00", "13:30-17:30"] for d in ("mon", "tue", "wed", "thu", "fri")},
                       holidays=["2026-10-01"]),

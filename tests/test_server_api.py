@@ -24,9 +24,9 @@ from sqlmodel import Session
 from server.api.params import parse_time
 from server.api.routes import ENDPOINTS
 from server.db import make_engine, upgrade
-from server.db.models import Device, Region, Zone
+from server.db.models import Device, Zone
 from tests.http_client import without_expect
-from tests.server_process import Fleetpub, ServerProcess, report, wait_until
+from tests.server_process import Fleetpub, ServerProcess, report, springfield, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 T0 = round(time.time()) - 3600.0  # the story is measured an hour ago, one report every 10 s
@@ -45,16 +45,8 @@ def seed_fleet(database_url: str) -> None:
     engine = make_engine(database_url)
     upgrade(engine)
     with Session(engine) as s:
-        city = Region(name="Springfield", level="city")
-        s.add(city)
-        s.commit()
-        north = Region(name="North", level="district", parent_id=city.id)
-        south = Region(name="South", level="district", parent_id=city.id)
-        s.add_all([north, south])
-        s.commit()
-        elm = Region(name="Elm", level="township", parent_id=north.id)
-        s.add(elm)
-        s.commit()
+        regions = springfield(s)
+        north, elm = regions["north"], regions["elm"]
         hall = Zone(code="hall-1", name="Service hall 1", kind="service_hall", region_id=elm.id,
                     opening_hours={"mon": ["08:30-12:00", "13:30-17:30"]}, holidays=["2026-10-01"])
         lib = Zone(code="lib-1", name="North library", kind="library", region_id=north.id)
