@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
+from ..admin import DEFAULT_TIMEZONE
 from ..api import schemas as S
 from ..api.fleet_queries import device_by_id, device_detail
 from ..content.models import DeviceCommand
@@ -37,7 +38,7 @@ def device_view(session: Session, device_id: str, codec, days: int, now: float |
     if device_by_id(session, device_id) is None:
         return None
     detail = device_detail(session, device_id, codec)
-    tz = "Asia/Shanghai"
+    tz = DEFAULT_TIMEZONE
     if detail.zone is not None:
         tz = session.exec(select(Zone.timezone).where(Zone.code == detail.zone.code)).first() or tz
     now = time.time() if now is None else now

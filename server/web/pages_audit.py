@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..admin import DEFAULT_TIMEZONE
 from ..api.routes_fleet import read
 from ..auth.store import audit_entries
 from ..auth.web import require
 from .render import PageError, digits, render, words
 
 PAGE_SIZE = 100
-#: Zones carry their own time zone; the audit log is the server's, shown in the fleet's default.
-DISPLAY_TZ = "Asia/Shanghai"
 
 
 async def audit_page(request: web.Request) -> web.Response:
@@ -29,7 +28,7 @@ async def audit_page(request: web.Request) -> web.Response:
     total, entries = await read(request, audit_entries, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
     return render(request, "audit.html", {"entries": entries, "total": total, "page": page, "pages": pages,
-                                          "tz": DISPLAY_TZ})
+                                          "tz": DEFAULT_TIMEZONE})
 
 
 def add_routes(app: web.Application) -> None:

@@ -14,8 +14,8 @@ from aiohttp import web
 from sqlmodel import select
 
 from provisioning.enrolment import create_token, list_tokens, parse_ttl
-from server.admin import ADMIN_ROLES
 
+from ..admin import ADMIN_ROLES, DEFAULT_TIMEZONE
 from ..app import SERVICE
 from ..auth.web import audit, require
 from ..db.models import Zone
@@ -66,7 +66,7 @@ async def _page(request: web.Request, *, error: str = "", status: int = 200, for
     return render(request, "enrolment.html", {
         "zones": zones, "tokens": tokens, "error": error, "made": made, "expiries": EXPIRIES,
         "roles": ADMIN_ROLES, "form": {k: str((form or {}).get(k, "")) for k in ("zone", "expires", "role")},
-        "tz": "Asia/Shanghai"}, status=status)
+        "tz": DEFAULT_TIMEZONE}, status=status)
 
 
 def add_routes(app: web.Application) -> None:

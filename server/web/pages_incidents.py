@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from ..admin import DEFAULT_TIMEZONE
 from ..api.errors import ApiError
 from ..api.params import IncidentQuery, SilenceBody
 from ..api.routes_fleet import read
@@ -72,9 +73,9 @@ def _listing(session: Session, q: IncidentQuery):
 def _detail(session: Session, incident_id: int):
     detail = incident_detail(session, incident_id)
     if detail is None:
-        return None, "Asia/Shanghai"
+        return None, DEFAULT_TIMEZONE
     tz = _timezones(session, {detail.zone.code} if detail.zone else set())
-    return detail, tz.get(detail.zone.code, "Asia/Shanghai") if detail.zone else "Asia/Shanghai"
+    return detail, tz.get(detail.zone.code, DEFAULT_TIMEZONE) if detail.zone else DEFAULT_TIMEZONE
 
 
 def incident_id(request: web.Request, w) -> int:
