@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from ..api.fleet_queries import Regions, _zone_counts
 from ..db.models import ZONE_KINDS, ZONE_STATUSES, Device, Zone
-from .render import PageError, digits
+from .render import PageError, digits, page_number
 
 PAGE_SIZE = 50
 MAX_SEARCH = 100
@@ -116,11 +116,7 @@ def parse_filter(query, words) -> FleetFilter:
     if len(f.q) > MAX_SEARCH or not f.q.isprintable():
         raise PageError(400, words.gettext("q (the search) must be printable text of at most %(n)s characters",
                                            n=MAX_SEARCH), parameter="q")
-    raw = query.get("page", "1").strip() or "1"
-    if not digits(raw) or len(raw) > 6 or not 1 <= int(raw) <= 100_000:
-        raise PageError(400, words.gettext("page must be a page number, 1 or more; got %(value)s",
-                                           value=repr(raw[:40])), parameter="page")
-    f.page = int(raw)
+    f.page = page_number(query, words, 100_000)
     return f
 
 

@@ -12,7 +12,7 @@ from ..admin import DEFAULT_TIMEZONE
 from ..api.routes_fleet import read
 from ..auth.store import audit_entries
 from ..auth.web import require
-from .render import PageError, digits, render, words
+from .render import page_number, render, words
 
 PAGE_SIZE = 100
 
@@ -20,11 +20,7 @@ PAGE_SIZE = 100
 async def audit_page(request: web.Request) -> web.Response:
     require(request, "admin")
     w = words(request)
-    raw = request.query.get("page", "1").strip() or "1"
-    if not digits(raw) or len(raw) > 7 or int(raw) < 1:
-        raise PageError(400, w.gettext("%(param)s must be a page number from 1; got %(value)s",
-                                       param="page", value=repr(raw[:40])), parameter="page")
-    page = int(raw)
+    page = page_number(request.query, w, 9_999_999, width=7)
     total, entries = await read(request, audit_entries, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
     return render(request, "audit.html", {"entries": entries, "total": total, "page": page, "pages": pages,

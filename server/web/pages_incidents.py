@@ -24,7 +24,7 @@ from ..app import SERVICE
 from ..auth.web import audit, require
 from ..db.models import Silence, Zone
 from ..incidents.rules import RULES
-from .render import PageError, digits, render, words
+from .render import PageError, digits, page_number, render, words
 
 PAGE_SIZE = 50
 FILTERS = ("status", "severity", "rule", "zone")
@@ -39,11 +39,7 @@ def parse_query(query, w) -> tuple[IncidentQuery, int, str]:
         raw = query.get(name, "").strip()
         if raw:
             values[name] = raw
-    raw_page = query.get("page", "1").strip() or "1"
-    if not digits(raw_page) or len(raw_page) > 6 or not 1 <= int(raw_page) <= 10_000:
-        raise PageError(400, w.gettext("page must be a page number, 1 or more; got %(value)s",
-                                       value=repr(raw_page[:40])), parameter="page")
-    page = int(raw_page)
+    page = page_number(query, w, 10_000)
     try:
         q = IncidentQuery(**values, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     except ValidationError as exc:

@@ -47,6 +47,16 @@ def digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def page_number(query, words, most: int, width: int = 6) -> int:
+    """The ``page`` query parameter (1 when absent): at most ``width`` digits, from 1 to ``most``; else a 400
+    naming it."""
+    raw = query.get("page", "1").strip() or "1"
+    if not digits(raw) or len(raw) > width or not 1 <= int(raw) <= most:
+        raise PageError(400, words.gettext("page must be a page number, 1 or more; got %(value)s",
+                                           value=repr(raw[:40])), parameter="page")
+    return int(raw)
+
+
 def setup_templates(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(TEMPLATES),
